@@ -1,0 +1,77 @@
+"""Network checkpoints: one format for dense and pruned networks, loaded without pickle code.
+
+A checkpoint is a plain dict saved with ``torch.save`` and read with
+``torch.load(weights_only=True)``, so nothing in a data file can execute code:
+
+- ``state_dict``: the model's state dict (pruned weights are exact zeros),
+- ``masks``: ``{parameter name: bool tensor}`` of alive prunable weights (empty for a dense net),
+- ``meta``: plain Python values (str/int/float/bool/list/dict) -- model name, width,
+  num_classes, experiment, run, iteration, test_accuracy, density, prune_output_layer, ...
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prunesim.atomic import atomic_path
+from prunesim.errors import CorruptFileError
+
+
+def save_checkpoint(path: str | os.PathLike, model, masks: dict | None, meta: dict[str, Any]) -> None:
+    """Save ``model``'s weights, its masks and metadata atomically."""
+    import torch
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    payload = {
+        "state_dict": state,
+        "masks": {k: v.detach().cpu().bool() for k, v in (masks or {}).items()},
+        "meta": dict(meta),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint dict with ``weights_only=True``; raise a clear error if it is unusable."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise CorruptFileError(
+            f"checkpoint {path} does not exist; rerun the workflow so the rule that makes it runs"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, wrong format...
+        raise CorruptFileError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}). It is truncated or "
+            f"not a prunesim checkpoint: delete it and rerun the workflow to recreate it."
+        ) from exc
+    missing = {"state_dict", "masks", "meta"} - set(payload if isinstance(payload, dict) else ())
+    if missing:
+        raise CorruptFileError(
+            f"checkpoint {path} lacks {sorted(missing)}; it was not written by prunesim. "
+            f"Delete it and rerun the workflow."
+        )
+    return payload
+
+
+def load_network(path: str | os.PathLike, device: str = "cpu"):
+    """Rebuild the model stored in a checkpoint. Returns ``(model, masks, meta)``."""
+    from prunesim.models import build_model
+
+    payload = load_checkpoint(path)
+    meta = payload["meta"]
+    model = build_model(meta["model"], width=meta["width"], num_classes=meta["num_classes"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CorruptFileError(
+            f"checkpoint {path} does not match model {meta['model']!r} (width {meta['width']}): "
+            f"{exc}. Delete it and rerun the workflow."
+        ) from exc
+    model.to(device)
+    masks = {k: v.to(device) for k, v in payload["masks"].items()}
+    return model, masks, meta
