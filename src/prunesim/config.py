@@ -1,0 +1,130 @@
+"""Config validation with messages that name the key, the problem and the allowed values.
+
+The JSON schema (``workflow/schemas/config.schema.yaml``) is the single source of truth for
+keys, types and defaults. ``validate_config`` fills defaults in place (like Snakemake's
+``validate``) and turns the first schema violation into a :class:`ConfigError` a person
+can act on, then checks what a schema cannot express (cross references between sections).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prunesim.errors import ConfigError
+from prunesim.layers import compared_layers
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """Read the YAML schema."""
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _validator_with_defaults(schema: dict):
+    """A Draft 2020-12 validator that writes ``default`` values into the instance."""
+    from jsonschema import Draft202012Validator, validators
+
+    base_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from base_properties(validator, properties, instance, schema)
+
+    cls = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    return cls(schema)
+
+
+def _key_path(error) -> str:
+    return "/".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _explain(error) -> str:
+    """One sentence per schema violation: where, what, and what is allowed."""
+    where = _key_path(error)
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key(s) {', '.join(map(repr, extra))} under '{where}'{hint}"
+    if kind == "enum":
+        return (
+            f"'{where}' is {error.instance!r}; allowed values: "
+            f"{', '.join(map(repr, error.validator_value))}"
+        )
+    if kind == "type":
+        return f"'{where}' must be of type {error.validator_value}, got {error.instance!r}"
+    if kind == "required":
+        return f"'{where}' is missing a required key: {error.message}"
+    if kind in {"oneOf", "anyOf"} and error.context:
+        best = min(error.context, key=lambda e: len(list(e.absolute_path)))
+        return f"'{where}' is invalid: {best.message}"
+    return f"'{where}': {error.message}"
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Validate ``config`` in place (defaults filled) and return it, or raise ConfigError."""
+    schema = load_schema() if schema is None else schema
+    validator = _validator_with_defaults(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = "\n  - ".join(_explain(e) for e in errors[:10])
+        raise ConfigError(
+            f"invalid configuration:\n  - {lines}\n"
+            f"Fix these keys in your config file (schema: workflow/schemas/config.schema.yaml)."
+        )
+    _check_cross_references(config)
+    return config
+
+
+def _check_cross_references(config: dict[str, Any]) -> None:
+    datasets = config["datasets"]
+    for name, experiment in config["experiments"].items():
+        if experiment["dataset"] not in datasets:
+            raise ConfigError(
+                f"experiments/{name}/dataset is {experiment['dataset']!r}, which is not defined "
+                f"under 'datasets'; defined datasets: {', '.join(sorted(datasets))}"
+            )
+        known = [layer for layer, _ in compared_layers(experiment["model"])]
+        unknown = sorted(set(experiment.get("layers") or []) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"experiments/{name}/layers names unknown layer(s) {unknown} for model "
+                f"{experiment['model']!r}; its layers are: {', '.join(known)}"
+            )
+        schedule = experiment["train"]["schedule"]
+        if schedule["kind"] == "piecewise_linear" and len(schedule["epochs"]) != len(
+            schedule["values"]
+        ):
+            raise ConfigError(
+                f"experiments/{name}/train/schedule: 'epochs' and 'values' must have the same "
+                f"length (got {len(schedule['epochs'])} and {len(schedule['values'])})"
+            )
+        prune = experiment["prune"]
+        if prune["retrain"] == "wr" and prune["rewind_epoch"] >= experiment["train"]["epochs"]:
+            raise ConfigError(
+                f"experiments/{name}/prune/rewind_epoch ({prune['rewind_epoch']}) must be below "
+                f"train/epochs ({experiment['train']['epochs']}) for weight rewinding"
+            )
+    for source, dataset in datasets.items():
+        if dataset["source"] == "imagefolder" and not dataset.get("root"):
+            raise ConfigError(
+                f"datasets/{source}: source 'imagefolder' needs 'root' (a directory holding "
+                f"train/<class>/* and test/<class>/*)"
+            )
+
+
+def selected_layers(experiment: dict) -> list[tuple[str, str]]:
+    """The (layer, kind) pairs an experiment compares, in forward order."""
+    layers = compared_layers(experiment["model"])
+    wanted = experiment.get("layers")
+    return [lk for lk in layers if wanted is None or lk[0] in wanted]

@@ -1,0 +1,232 @@
+"""One Iterative Magnitude Pruning iteration: prune iteration k-1, retrain, save.
+
+The ``imp_iter`` rule calls :func:`run_imp_iteration` once per (run, iteration k). Its input
+is iteration k-1 of the same run (the dense network for k = 1), so the DAG is static and a
+killed job reruns only itself. Every iteration builds a fresh optimizer and scheduler inside
+``prunesim.training.train``: no momentum buffer crosses an iteration boundary
+(``notes/training.md`` §5.2), and masks are re-applied after every optimizer step, so pruned
+weights stay exactly zero under momentum and weight decay (§5.1); we verify that before saving.
+
+Data flow per retraining variant (``prune.retrain``), with θ_{k-1} the end-of-training state
+of iteration k-1, m_k the new mask (ranked on θ_{k-1}, nested in m_{k-1}), T = ``train.epochs``:
+
+- ``lrr`` (learning-rate rewinding, Renda et al.; default): start from θ_{k-1} ⊙ m_k, all
+  other parameters and BN buffers as in θ_{k-1}; train epochs 0..T with the full original
+  schedule, so the learning rate is back at its initial value.
+- ``wr`` (weight rewinding with late resetting, Frankle et al. 2019): start from the dense
+  run's early state θ_t (``rewind.pt``, saved at the start of epoch t = ``prune.rewind_epoch``)
+  -- every parameter and BN buffer, not only the surviving weights -- then apply m_k; train
+  epochs t..T with the schedule as it stands at epoch t. Only the mask comes from θ_{k-1}.
+- ``ft`` (fine-tuning): start from θ_{k-1} ⊙ m_k; train ``prune.finetune_epochs`` epochs
+  (default T) at the schedule's final learning rate, held constant.
+
+Then the network is evaluated in eval mode (BN running statistics, §5.4) and three files are
+written atomically: ``model.pt`` (weights + masks + meta), ``mask.npz`` (the masks, torch-free,
+for the mask-overlap table) and ``metrics.json``, whose density is counted from the saved
+state's actual zeros, never from the masks.
+
+P runs start from the same dense network and differ only by their seeds: the job seed is
+``derive_seed(seed, experiment, run, iteration)``, which drives data order and augmentation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+import torch
+
+from prunesim.atomic import write_json
+from prunesim.checkpoint import load_checkpoint, load_network, save_checkpoint
+from prunesim.errors import ConfigError, CorruptFileError, PrunesimError
+from prunesim.masks import save_mask_npz
+from prunesim.pruning import (
+    apply_masks,
+    check_masks_hold,
+    check_nested,
+    count_weights,
+    density_per_layer,
+    prune_step,
+    resolve_prune_settings,
+)
+from prunesim.seeds import derive_seed
+
+_log = logging.getLogger(__name__)
+
+#: Keys of the previous checkpoint's meta that describe the network itself and carry over.
+_CARRIED_META = ("model", "width", "num_classes", "dataset")
+
+
+def final_lr(train_settings: Mapping) -> float:
+    """Learning rate of the schedule's last epoch: the rate fine-tuning (FT) holds constant."""
+    from prunesim import training
+
+    return float(training.lr_at_epoch(train_settings, int(train_settings["epochs"]) - 1))
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _check_previous(meta: Mapping, run: int, iteration: int, settings: Mapping, path) -> None:
+    """Refuse a previous network that is not iteration k-1 of this run (wrong wiring)."""
+    prev_iter = meta.get("iteration")
+    if prev_iter is not None and int(prev_iter) != iteration - 1:
+        raise PrunesimError(
+            f"{path} is iteration {prev_iter}, but iteration {iteration} must start from "
+            f"iteration {iteration - 1}; check the imp_iter rule's input"
+        )
+    if iteration > 1:
+        if meta.get("run") is not None and int(meta["run"]) != run:
+            raise PrunesimError(f"{path} belongs to run {meta['run']}, not run {run}")
+        if meta.get("prune_output_layer", settings["prune_output_layer"]) != (
+            settings["prune_output_layer"]
+        ):
+            raise ConfigError(
+                f"{path} was pruned with prune_output_layer={meta['prune_output_layer']}, "
+                f"but the config now says {settings['prune_output_layer']}; rerun the whole run "
+                f"(delete its iterations) so every iteration uses one setting"
+            )
+
+
+def _rewind(model, rewind_path, rewind_epoch: int) -> None:
+    """Load every parameter and buffer of the dense run's rewind checkpoint into ``model``."""
+    if rewind_path is None:
+        raise ConfigError("prune.retrain is 'wr' but no rewind checkpoint was given")
+    payload = load_checkpoint(rewind_path)
+    saved_epoch = payload["meta"].get("epoch")
+    if saved_epoch is not None and int(saved_epoch) != rewind_epoch:
+        raise ConfigError(
+            f"{rewind_path} holds the dense state at epoch {saved_epoch}, but "
+            f"prune.rewind_epoch is {rewind_epoch}; rerun train_dense so it saves that epoch"
+        )
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CorruptFileError(
+            f"{rewind_path} does not match the network being pruned ({exc}); delete it and "
+            f"rerun train_dense"
+        ) from exc
+
+
+def run_imp_iteration(
+    prev_model_path: str | os.PathLike,
+    rewind_path: str | os.PathLike | None,
+    arrays_path: str | os.PathLike,
+    experiment: str,
+    run: int,
+    iteration: int,
+    train_settings: Mapping,
+    prune_settings: Mapping | None,
+    out_model: str | os.PathLike,
+    out_metrics: str | os.PathLike,
+    out_mask: str | os.PathLike,
+    seed: int,
+    threads: int = 1,
+    resume_path: str | os.PathLike | None = None,
+    device: str | None = None,
+    *,
+    dataset: str | None = None,
+) -> dict:
+    """Prune the network at ``prev_model_path`` once, retrain it, save it; return metrics.
+
+    ``seed`` is the config's base seed; the job's own seed is derived from it with
+    (experiment, run, iteration), so runs differ and reruns repeat. ``dataset`` names the
+    dataset in ``metrics.json``; by default it is taken from the previous checkpoint's meta.
+    ``resume_path`` is handed to training for per-epoch resumption after a kill.
+    """
+    from prunesim import training
+    from prunesim.data import load_arrays
+
+    if iteration < 1:
+        raise ConfigError(f"IMP iterations count from 1, got {iteration}")
+    settings = resolve_prune_settings(prune_settings)
+    device = device or _default_device()
+    torch.set_num_threads(max(1, int(threads)))
+    job_seed = derive_seed(seed, experiment, run, iteration)
+
+    model, prev_masks, prev_meta = load_network(prev_model_path, device)
+    _check_previous(prev_meta, run, iteration, settings, prev_model_path)
+    # A checkpoint's masks are authoritative: zero anything a careless writer left alive.
+    apply_masks(model, prev_masks)
+    masks = prune_step(model, prev_masks, settings)
+    check_nested(masks, prev_masks)
+    names = list(masks)
+    n_total = count_weights(model, names)[1]
+    _log.info(
+        "%s run %d iter %d: pruned (%s, rate %s) to %d of %d prunable weights; retrain %s",
+        experiment, run, iteration, settings["scope"], settings["rate"],
+        sum(int(m.sum()) for m in masks.values()), n_total, settings["retrain"],
+    )  # fmt: skip
+
+    arrays = load_arrays(arrays_path)
+    common = {"seed": job_seed, "device": device, "masks": masks, "resume_path": resume_path}
+    if settings["retrain"] == "lrr":
+        training.train(model, arrays, train_settings, start_epoch=0, **common)
+    elif settings["retrain"] == "wr":
+        _rewind(model, rewind_path, settings["rewind_epoch"])
+        apply_masks(model, masks)
+        training.train(model, arrays, train_settings, start_epoch=settings["rewind_epoch"], **common)
+    else:  # ft
+        epochs = settings["finetune_epochs"] or int(train_settings["epochs"])
+        training.train(
+            model, arrays, train_settings, start_epoch=0, end_epoch=epochs,
+            constant_lr=final_lr(train_settings), **common,
+        )  # fmt: skip
+
+    check_masks_hold(model, masks)
+    model.eval()
+    accuracy = float(
+        training.evaluate(
+            model, arrays["x_test"], arrays["y_test"], arrays["mean"], arrays["std"], device,
+            int(train_settings.get("eval_batch_size", 1000)),
+        )
+    )  # fmt: skip
+
+    state = model.state_dict()
+    alive, total = count_weights(state, names)
+    carried = {k: prev_meta[k] for k in _CARRIED_META if k in prev_meta}
+    scope_rates = (
+        {"mixed_rates": dict(settings["mixed_rates"])}
+        if settings["scope"] == "mixed"
+        else {"rate": settings["rate"]}
+    )
+    meta = {
+        **carried,
+        "experiment": experiment,
+        "run": int(run),
+        "iteration": int(iteration),
+        "test_accuracy": accuracy,
+        "density": alive / total,
+        "prune_output_layer": settings["prune_output_layer"],
+        "scope": settings["scope"],
+        "retrain": settings["retrain"],
+        **scope_rates,
+        "seed": job_seed,
+        "base_seed": int(seed),
+    }
+    metrics = {
+        "experiment": experiment,
+        "model": meta.get("model"),
+        "dataset": dataset if dataset is not None else prev_meta.get("dataset"),
+        "run": int(run),
+        "iteration": int(iteration),
+        "test_accuracy": accuracy,
+        "density": alive / total,
+        "prunable_weights": total,
+        "alive_weights": alive,
+        "density_per_layer": density_per_layer(state, names),
+        "prune_output_layer": settings["prune_output_layer"],
+        "scope": settings["scope"],
+        "retrain": settings["retrain"],
+        "seed": job_seed,
+    }
+    save_mask_npz(out_mask, {n: m.detach().cpu().numpy().astype(bool) for n, m in masks.items()})
+    write_json(out_metrics, metrics)
+    # The checkpoint last: its presence means the iteration is complete.
+    save_checkpoint(out_model, model, masks, meta)
+    _log.info("%s run %d iter %d: density %.4f, test accuracy %.4f",
+              experiment, run, iteration, alive / total, accuracy)  # fmt: skip
+    return metrics
+

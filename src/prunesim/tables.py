@@ -1,0 +1,275 @@
+"""Tidy tables from the per-job outputs: similarity, accuracy and mask overlap.
+
+The ``aggregate`` rule calls :func:`build_tables`. Inputs are the similarity jobs' JSON
+files and every network's ``metrics.json`` (never a checkpoint: this module is torch-free).
+Columns are those of ``docs/architecture.md`` ("Tables and figures"):
+
+- ``similarity.csv``: model, dataset, run, iteration, density, layer, layer_index,
+  layer_kind, metric, value, note, layer_b (+ ci_low, ci_high when any job recorded them).
+  ``layer`` is the pruned network's layer, ``layer_b`` the dense network's. A value the
+  metric could not define (e.g. a layer that is entirely zero) is kept as an empty cell
+  with the job's ``note`` saying why: an explained gap, never a dropped row.
+- ``accuracy.csv``: model, dataset, run, iteration, density, test_accuracy; the dense
+  network is iteration 0 with an empty run.
+- ``masks.csv``: experiment, iteration, density, layer, run_a, run_b, jaccard (built by
+  ``prunesim.masks``; written here so all three tables share one atomic writer).
+
+Rows are sorted, so the same inputs give byte-identical tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from prunesim.atomic import atomic_path
+from prunesim.errors import CorruptFileError, PrunesimError
+from prunesim.layers import compared_layers
+
+SIMILARITY_COLUMNS = [
+    "model", "dataset", "run", "iteration", "density", "layer", "layer_index",
+    "layer_kind", "metric", "value", "note", "layer_b",
+]  # fmt: skip
+OPTIONAL_SIMILARITY_COLUMNS = ["ci_low", "ci_high"]
+ACCURACY_COLUMNS = ["model", "dataset", "run", "iteration", "density", "test_accuracy"]
+MASK_COLUMNS = ["experiment", "iteration", "density", "layer", "run_a", "run_b", "jaccard"]
+
+_SIMILARITY_KEYS = ("run", "iteration", "metric", "layer_a", "layer_b", "value")
+_NETWORK_KEYS = ("iteration", "test_accuracy", "density")
+
+
+def _read_json(path: str | os.PathLike, required: Iterable[str], what: str) -> dict:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CorruptFileError(
+            f"{what} {path} does not exist; rerun the job that writes it "
+            "(snakemake reruns it when the file is missing)."
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(
+            f"{what} {path} is not valid JSON ({exc}); delete it and rerun the workflow "
+            "so the job that writes it runs again."
+        ) from None
+    if not isinstance(record, dict):
+        raise CorruptFileError(f"{what} {path} holds {type(record).__name__}, not an object.")
+    missing = [key for key in required if key not in record]
+    if missing:
+        raise CorruptFileError(
+            f"{what} {path} lacks the key(s) {', '.join(missing)}; it was written by an "
+            "incompatible version: delete it and rerun the workflow."
+        )
+    return record
+
+
+def _finite_or_none(x) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _network_key(run, iteration) -> tuple[int | None, int]:
+    """Dense is iteration 0 for every run: key it as (None, 0)."""
+    iteration = int(iteration)
+    return (None if iteration == 0 or run is None else int(run), iteration)
+
+
+def read_network_metrics(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """Load every ``metrics.json``; refuse two files that describe the same network."""
+    records, seen = [], {}
+    for path in paths:
+        record = _read_json(path, _NETWORK_KEYS, "network metrics file")
+        key = _network_key(record.get("run"), record["iteration"])
+        if key in seen:
+            raise PrunesimError(
+                f"{path} and {seen[key]} both describe run {key[0]} iteration {key[1]}; "
+                "the aggregate rule must list each network once."
+            )
+        seen[key] = path
+        records.append(record)
+    return records
+
+
+def accuracy_table(network_metrics: Iterable[Mapping], model: str, dataset: str) -> pd.DataFrame:
+    """One row per network: dense first (iteration 0, empty run), then by run and iteration."""
+    rows = [
+        {
+            "model": model,
+            "dataset": dataset,
+            "run": _network_key(rec.get("run"), rec["iteration"])[0],
+            "iteration": int(rec["iteration"]),
+            "density": _finite_or_none(rec["density"]),
+            "test_accuracy": _finite_or_none(rec["test_accuracy"]),
+        }
+        for rec in network_metrics
+    ]
+    table = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+    table["run"] = table["run"].astype("Int64")
+    table["iteration"] = table["iteration"].astype("int64")
+    table["density"] = table["density"].astype("float64")
+    table["test_accuracy"] = table["test_accuracy"].astype("float64")
+    # dense first (empty run), then run by run in IMP order
+    return table.sort_values(["run", "iteration"], na_position="first").reset_index(drop=True)
+
+
+def similarity_table(
+    similarity_paths: Iterable[str | os.PathLike],
+    network_metrics: Iterable[Mapping],
+    model: str,
+    dataset: str,
+    experiment: str | None = None,
+) -> pd.DataFrame:
+    """One row per similarity job, with the pruned network's density and the layer's place.
+
+    ``value`` is kept as recorded; a null or non-finite value becomes an empty cell whose
+    ``note`` says why (the job's own note, or "value is not finite").
+    """
+    layers = {name: (index, kind) for index, (name, kind) in enumerate(compared_layers(model))}
+    densities = {
+        _network_key(rec.get("run"), rec["iteration"]): _finite_or_none(rec["density"])
+        for rec in network_metrics
+    }
+    rows, seen, has_ci = [], {}, False
+    for path in similarity_paths:
+        rec = _read_json(path, _SIMILARITY_KEYS, "similarity file")
+        if experiment is not None and rec.get("experiment") not in (None, experiment):
+            raise PrunesimError(
+                f"similarity file {path} belongs to experiment {rec['experiment']!r}, not "
+                f"{experiment!r}; check the aggregate rule's inputs."
+            )
+        for side in ("layer_a", "layer_b"):
+            if rec[side] not in layers:
+                raise PrunesimError(
+                    f"similarity file {path}: {side} {rec[side]!r} is not a compared layer "
+                    f"of {model} ({', '.join(layers)}); it belongs to another model or an "
+                    "outdated layer table: delete it and rerun."
+                )
+        run, iteration = int(rec["run"]), int(rec["iteration"])
+        key = (rec["metric"], run, iteration, rec["layer_a"], rec["layer_b"])
+        if key in seen:
+            raise PrunesimError(
+                f"{path} and {seen[key]} both hold {key[0]} for run {run} iteration "
+                f"{iteration}, {key[3]} vs {key[4]}; list each job's output once."
+            )
+        seen[key] = path
+        notes = [rec["note"]] if rec.get("note") else []
+        value = rec["value"]
+        if value is not None and not math.isfinite(float(value)):
+            notes.append(f"value is not finite ({value})")
+        value = _finite_or_none(value)
+        network = _network_key(run, iteration)
+        if network not in densities:
+            notes.append(f"no metrics.json for run {run} iteration {iteration}: density unknown")
+        index, kind = layers[rec["layer_a"]]
+        row = {
+            "model": model,
+            "dataset": dataset,
+            "run": run,
+            "iteration": iteration,
+            "density": densities.get(network),
+            "layer": rec["layer_a"],
+            "layer_index": index,
+            "layer_kind": kind,
+            "metric": rec["metric"],
+            "value": value,
+            "note": "; ".join(notes) or None,
+            "layer_b": rec["layer_b"],
+            "_layer_b_index": layers[rec["layer_b"]][0],
+        }
+        for col in OPTIONAL_SIMILARITY_COLUMNS:
+            if rec.get(col) is not None:
+                has_ci = True
+            row[col] = _finite_or_none(rec.get(col))
+        rows.append(row)
+    columns = SIMILARITY_COLUMNS + (OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])
+    table = pd.DataFrame(rows, columns=[*columns, "_layer_b_index", *OPTIONAL_SIMILARITY_COLUMNS])
+    table = table.sort_values(["metric", "run", "iteration", "layer_index", "_layer_b_index"])
+    table = table[columns].reset_index(drop=True)
+    for col in ("run", "iteration", "layer_index"):
+        table[col] = table[col].astype("int64")
+    for col in ("density", "value", *(OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])):
+        table[col] = table[col].astype("float64")
+    for col in ("model", "dataset", "layer", "layer_kind", "metric", "note", "layer_b"):
+        table[col] = table[col].astype("object")
+    return table
+
+
+def mask_table(mask_overlap: pd.DataFrame | None) -> pd.DataFrame:
+    """Check and sort the mask-overlap table from ``prunesim.masks``; None gives no rows."""
+    if mask_overlap is None:
+        return pd.DataFrame(columns=MASK_COLUMNS)
+    missing = [col for col in MASK_COLUMNS if col not in mask_overlap.columns]
+    if missing:
+        raise PrunesimError(
+            f"mask-overlap table lacks column(s) {', '.join(missing)}; expected "
+            f"{', '.join(MASK_COLUMNS)}."
+        )
+    # keep the layer order the overlap table gives (forward order), with "all" last
+    order = {name: i for i, name in enumerate(dict.fromkeys(mask_overlap["layer"]))}
+    order["all"] = len(order)
+    table = mask_overlap[MASK_COLUMNS].copy()
+    table["_order"] = table["layer"].map(order)
+    table = table.sort_values(["iteration", "_order", "run_a", "run_b"], kind="stable")
+    return table[MASK_COLUMNS].reset_index(drop=True)
+
+
+_NETWORK_DIR = re.compile(r"run(?P<run>\d+)[/\\]iter(?P<iteration>\d+)[/\\][^/\\]+$")
+
+
+def network_of_path(path: str | os.PathLike) -> tuple[int, int]:
+    """``(run, iteration)`` of a file under ``.../run{run}/iter{iteration}/`` (e.g. a mask)."""
+    match = _NETWORK_DIR.search(str(path))
+    if match is None:
+        raise PrunesimError(
+            f"{path} is not under run<r>/iter<k>/; the aggregate rule must pass the pruned "
+            "networks' files (results/<experiment>/networks/run<r>/iter<k>/...)."
+        )
+    return int(match["run"]), int(match["iteration"])
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``table`` atomically; missing values are empty cells, floats round-trip exactly."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, na_rep="", lineterminator="\n")
+
+
+def build_tables(
+    experiment: str,
+    model: str,
+    dataset: str,
+    similarity_paths: Iterable[str | os.PathLike],
+    network_metrics_paths: Iterable[str | os.PathLike],
+    mask_overlap: pd.DataFrame | None,
+    out_similarity: str | os.PathLike,
+    out_accuracy: str | os.PathLike,
+    out_masks: str | os.PathLike | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Build and write ``similarity.csv``, ``accuracy.csv`` (and ``masks.csv``).
+
+    Returns the three tables keyed ``similarity``, ``accuracy``, ``masks``. ``experiment``
+    only checks that the inputs belong to it: a file that names another experiment stops
+    the job (it would silently mix two studies).
+    """
+    networks = read_network_metrics(network_metrics_paths)
+    for rec in networks:
+        if rec.get("experiment") not in (None, experiment):
+            raise PrunesimError(
+                f"a network metrics file of experiment {rec['experiment']!r} was passed to "
+                f"the aggregate job of {experiment!r}; check the aggregate rule's inputs."
+            )
+    similarity = similarity_table(similarity_paths, networks, model, dataset, experiment)
+    accuracy = accuracy_table(networks, model, dataset)
+    masks = mask_table(mask_overlap)
+    write_csv(similarity, out_similarity)
+    write_csv(accuracy, out_accuracy)
+    if out_masks is not None:
+        write_csv(masks, out_masks)
+    return {"similarity": similarity, "accuracy": accuracy, "masks": masks}

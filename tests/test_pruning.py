@@ -1,0 +1,255 @@
+"""Magnitude pruning: exact counts, nested masks, only conv/linear weights, every scope."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from prunesim.errors import ConfigError, PrunesimError
+from prunesim.pruning import (
+    DEFAULT_PRUNE_SETTINGS,
+    apply_masks,
+    check_nested,
+    count_weights,
+    density,
+    density_per_layer,
+    prunable_kinds,
+    prunable_parameters,
+    prune_step,
+    resolve_prune_settings,
+)
+
+
+class SmallNet(nn.Module):
+    """Conv + BN + hidden linear + output linear: every kind of tensor IMP must tell apart."""
+
+    output_layer_name = "fc"
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.hidden = nn.Linear(16, 32)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        x = x.mean(dim=(2, 3))
+        return self.fc(torch.relu(self.hidden(x)))
+
+
+def make_net(seed=0):
+    torch.manual_seed(seed)
+    net = SmallNet()
+    # Non-trivial BN state, so "untouched" is a real check.
+    with torch.no_grad():
+        for bn in (net.bn1, net.bn2):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+    return net
+
+
+def settings(**kw):
+    return {**DEFAULT_PRUNE_SETTINGS, **kw}
+
+
+def expected_alive(n, rate, k):
+    for _ in range(k):
+        n -= int(rate * n + 0.5)
+    return n
+
+
+def test_prunable_parameters_are_conv_and_linear_weights_only():
+    net = make_net()
+    assert list(prunable_parameters(net)) == ["conv1.weight", "conv2.weight", "hidden.weight"]
+    with_out = prunable_parameters(net, prune_output_layer=True)
+    assert list(with_out) == ["conv1.weight", "conv2.weight", "hidden.weight", "fc.weight"]
+    assert with_out["fc.weight"] is net.fc.weight
+    assert prunable_kinds(net, True) == {
+        "conv1.weight": "conv", "conv2.weight": "conv",
+        "hidden.weight": "linear", "fc.weight": "linear",
+    }  # fmt: skip
+
+
+def test_model_without_output_layer_name_is_refused():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(PrunesimError, match="output_layer_name"):
+        prunable_parameters(net)
+    net.output_layer_name = "1"  # a Flatten, not a Linear
+    with pytest.raises(PrunesimError, match="not an nn.Linear"):
+        prunable_parameters(net)
+    net.output_layer_name = "2"
+    assert list(prunable_parameters(net)) == ["0.weight"]
+
+
+@pytest.mark.parametrize("prune_output_layer", [False, True])
+def test_global_density_follows_0_8_power_and_masks_nest(prune_output_layer):
+    net = make_net()
+    s = settings(prune_output_layer=prune_output_layer)
+    names = list(prunable_parameters(net, prune_output_layer))
+    _, total = count_weights(net, names)
+    masks = {}
+    for k in range(1, 6):
+        new = prune_step(net, masks, s)
+        check_nested(new, masks)
+        alive = sum(int(m.sum()) for m in new.values())
+        assert alive == expected_alive(total, 0.2, k)  # exact count every step
+        assert abs(alive - 0.8**k * total) <= len(names)  # within one weight per tensor
+        assert count_weights(net, names)[0] == alive  # masks were applied to the weights
+        assert density(net.state_dict(), names) == pytest.approx(alive / total)
+        masks = new
+    if not prune_output_layer:
+        assert int(torch.count_nonzero(net.fc.weight)) == net.fc.weight.numel()
+
+
+def test_global_removes_the_smallest_alive_weights():
+    net = make_net()
+    masks = prune_step(net, {}, settings())
+    before = {n: p.detach().clone() for n, p in prunable_parameters(net).items()}
+    new = prune_step(net, masks, settings())
+    removed = torch.cat([before[n][masks[n] & ~new[n]].abs() for n in new])
+    kept = torch.cat([before[n][new[n]].abs() for n in new])
+    assert removed.numel() == int(0.2 * sum(int(m.sum()) for m in masks.values()) + 0.5)
+    assert removed.max() <= kept.min()
+
+
+def test_ties_give_an_exact_deterministic_count():
+    net = make_net()
+    with torch.no_grad():
+        for p in prunable_parameters(net).values():
+            p.fill_(0.5)
+    n = sum(p.numel() for p in prunable_parameters(net).values())
+    masks = prune_step(net, {}, settings())
+    assert sum(int((~m).sum()) for m in masks.values()) == int(0.2 * n + 0.5)
+    # Earliest positions go first: conv1 (216 weights) is pruned entirely before conv2.
+    assert not masks["conv1.weight"].any()
+    net2 = make_net()
+    with torch.no_grad():
+        for p in prunable_parameters(net2).values():
+            p.fill_(0.5)
+    again = prune_step(net2, {}, settings())
+    assert all(torch.equal(masks[n], again[n]) for n in masks)
+
+
+def test_only_alive_weights_are_ranked():
+    # Weights that are zero because they are pruned must not count as "the smallest" again.
+    net = make_net()
+    masks = prune_step(net, {}, settings(rate=0.5))
+    alive = sum(int(m.sum()) for m in masks.values())
+    new = prune_step(net, masks, settings(rate=0.5))
+    assert sum(int(m.sum()) for m in new.values()) == alive - int(0.5 * alive + 0.5)
+
+
+def test_biases_and_batchnorm_untouched():
+    net = make_net()
+    prunable = set(prunable_parameters(net))
+    before = {k: v.clone() for k, v in net.state_dict().items() if k not in prunable}
+    masks = {}
+    for scope in ("global", "local", "mixed"):
+        masks = prune_step(net, masks, settings(scope=scope, prune_output_layer=False))
+    after = net.state_dict()
+    for k, v in before.items():
+        assert torch.equal(after[k], v), k
+
+
+def test_local_gives_equal_density_per_layer():
+    net = make_net()
+    names = list(prunable_parameters(net, True))
+    masks = {}
+    for k in range(1, 5):
+        masks = prune_step(net, masks, settings(scope="local", prune_output_layer=True))
+        per_layer = density_per_layer(net.state_dict(), names)
+        for n in names:
+            numel = masks[n].numel()
+            assert int(masks[n].sum()) == expected_alive(numel, 0.2, k)
+            assert per_layer[n] == pytest.approx(0.8**k, abs=k / numel)
+
+
+def test_mixed_gives_each_pool_its_rate():
+    net = make_net()
+    s = settings(scope="mixed", mixed_rates={"conv": 0.2, "linear": 0.5}, prune_output_layer=True)
+    conv = ["conv1.weight", "conv2.weight"]
+    linear = ["hidden.weight", "fc.weight"]
+    n_conv = count_weights(net, conv)[1]
+    n_lin = count_weights(net, linear)[1]
+    masks = {}
+    for k in range(1, 4):
+        masks = prune_step(net, masks, s)
+        assert sum(int(masks[n].sum()) for n in conv) == expected_alive(n_conv, 0.2, k)
+        assert sum(int(masks[n].sum()) for n in linear) == expected_alive(n_lin, 0.5, k)
+
+
+def test_mixed_rate_zero_keeps_a_pool_dense_and_missing_rates_default():
+    net = make_net()
+    masks = prune_step(net, {}, settings(scope="mixed", mixed_rates={"conv": 0.3, "linear": 0}))
+    assert masks["hidden.weight"].all()
+    assert not masks["conv1.weight"].all()
+    # A kind left out keeps its default rate, as the config schema fills it.
+    resolved = resolve_prune_settings({"scope": "mixed", "mixed_rates": {"conv": 0.3}})
+    assert resolved["mixed_rates"] == {
+        "conv": 0.3, "linear": DEFAULT_PRUNE_SETTINGS["mixed_rates"]["linear"],
+    }  # fmt: skip
+
+
+def test_masks_from_another_output_layer_setting_are_refused():
+    net = make_net()
+    masks = prune_step(net, {}, settings(prune_output_layer=True))
+    with pytest.raises(PrunesimError, match="prune_output_layer"):
+        prune_step(net, masks, settings(prune_output_layer=False))
+
+
+def test_non_finite_weights_are_reported():
+    net = make_net()
+    with torch.no_grad():
+        net.conv1.weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(PrunesimError, match="diverged"):
+        prune_step(net, {}, settings())
+
+
+def test_apply_masks_and_density_count_actual_zeros():
+    net = make_net()
+    names = list(prunable_parameters(net))
+    masks = {n: torch.rand_like(p) > 0.5 for n, p in prunable_parameters(net).items()}
+    apply_masks(net, masks)
+    alive = sum(int(m.sum()) for m in masks.values())
+    total = sum(m.numel() for m in masks.values())
+    assert density(net.state_dict(), names) == pytest.approx(alive / total)
+    # A weight that is zero without being masked still counts as dead: density is measured.
+    with torch.no_grad():
+        idx = torch.nonzero(masks["hidden.weight"])[0]
+        net.hidden.weight[tuple(idx)] = 0.0
+    assert count_weights(net.state_dict(), names) == (alive - 1, total)
+    with pytest.raises(PrunesimError, match="names no parameter"):
+        apply_masks(net, {"nope.weight": masks["hidden.weight"]})
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"rat": 0.2}, "unknown pruning setting"),
+        ({"rate": 1.0}, r"rate is 1\.0"),
+        ({"scope": "layerwise"}, "scope"),
+        ({"retrain": "rewind"}, "retrain"),
+        ({"mixed_rates": {"fc": 0.1}}, "mixed_rates"),
+        ({"prune_output_layer": "no"}, "prune_output_layer"),
+        ({"finetune_epochs": 0}, "finetune_epochs"),
+        ({"rewind_epoch": -1}, "rewind_epoch"),
+    ],
+)
+def test_bad_settings_are_named(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_prune_settings(bad)
+
+
+def test_defaults_cover_every_setting():
+    assert resolve_prune_settings({}) == DEFAULT_PRUNE_SETTINGS
+    assert set(DEFAULT_PRUNE_SETTINGS) == {
+        "iterations", "rate", "scope", "mixed_rates", "prune_output_layer",
+        "retrain", "rewind_epoch", "finetune_epochs",
+    }  # fmt: skip

@@ -1,0 +1,79 @@
+# Collect per-job results into tidy tables, then draw the paper's figures.
+
+
+rule aggregate:
+    input:
+        similarity=get_similarity_outputs,
+        networks=get_network_metrics,
+        masks=get_masks,
+    output:
+        similarity="results/{experiment}/tables/similarity.csv",
+        accuracy="results/{experiment}/tables/accuracy.csv",
+        masks="results/{experiment}/tables/masks.csv",
+    log:
+        "logs/aggregate/{experiment}.log",
+    benchmark:
+        "benchmarks/aggregate/{experiment}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        experiment="{experiment}",
+        model=lookup(dpath="experiments/{experiment}/model", within=config),
+        dataset=lookup(dpath="experiments/{experiment}/dataset", within=config),
+    script:
+        "../scripts/aggregate.py"
+
+
+rule plot:
+    input:
+        similarity=rules.aggregate.output.similarity,
+        accuracy=rules.aggregate.output.accuracy,
+        masks=rules.aggregate.output.masks,
+    output:
+        accuracy=report(
+            "results/{experiment}/figures/accuracy.svg",
+            caption="../report/accuracy.rst",
+            category="Accuracy",
+            subcategory="{experiment}",
+        ),
+        output_similarity=report(
+            "results/{experiment}/figures/output_similarity.svg",
+            caption="../report/output_similarity.rst",
+            category="Similarity",
+            subcategory="output layer",
+        ),
+        mask_overlap=report(
+            "results/{experiment}/figures/mask_overlap.svg",
+            caption="../report/mask_overlap.rst",
+            category="Masks",
+            subcategory="{experiment}",
+        ),
+        **{
+            f"similarity_{metric}": report(
+                f"results/{{experiment}}/figures/similarity_{metric}.svg",
+                caption="../report/similarity.rst",
+                category="Similarity",
+                subcategory=metric,
+                labels={"experiment": "{experiment}", "metric": metric},
+            )
+            for metric in METRICS
+        },
+    log:
+        "logs/plot/{experiment}.log",
+    benchmark:
+        "benchmarks/plot/{experiment}.tsv"
+    conda:
+        "../../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        experiment="{experiment}",
+        metrics=METRICS,
+    script:
+        "../scripts/plot.py"

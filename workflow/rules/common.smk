@@ -1,0 +1,127 @@
+# Config validation, wildcard constraints and input functions shared by all rules.
+import sys
+from pathlib import Path
+
+# The library is imported from the checkout itself, so no PYTHONPATH or install is needed
+# (conda envs clear PYTHONPATH; see envs/*.yaml).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from prunesim.config import validate_config, selected_layers
+
+validate_config(config)
+
+EXPERIMENTS = config["experiments"]
+METRICS = list(config["metrics"])
+
+
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+    dataset="|".join(config["datasets"]),
+    metric="|".join(METRICS),
+    run=r"\d+",
+    iteration=r"\d+",
+    network=r"dense|run\d+_iter\d+",
+    layer_a=r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*",
+    layer_b=r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*",
+
+
+def get_dataset(wildcards):
+    """Dataset name of the experiment in the wildcards."""
+    return EXPERIMENTS[wildcards.experiment]["dataset"]
+
+
+def get_arrays(wildcards):
+    return f"results/data/{get_dataset(wildcards)}/arrays.npz"
+
+
+def get_probe(wildcards):
+    return f"results/data/{get_dataset(wildcards)}/probe.npy"
+
+
+def get_previous_network(wildcards):
+    """IMP iteration k starts from iteration k-1 of the same run; k-1 = 0 is the dense net."""
+    previous = int(wildcards.iteration) - 1
+    if previous == 0:
+        return f"results/{wildcards.experiment}/networks/dense/model.pt"
+    return f"results/{wildcards.experiment}/networks/run{wildcards.run}/iter{previous}/model.pt"
+
+
+def get_network_checkpoint(wildcards):
+    """Checkpoint of the network named by the {network} wildcard."""
+    if wildcards.network == "dense":
+        return f"results/{wildcards.experiment}/networks/dense/model.pt"
+    run, iteration = wildcards.network.removeprefix("run").split("_iter")
+    return f"results/{wildcards.experiment}/networks/run{run}/iter{iteration}/model.pt"
+
+
+def metric_source(metric):
+    """The metric's implementation module: editing it reruns that metric's jobs only."""
+    return str(Path(workflow.basedir) / "src" / "prunesim" / "metrics" / f"{metric}.py")
+
+
+def runs_and_iterations(experiment):
+    """(run, iteration) of every pruned network of an experiment."""
+    spec = EXPERIMENTS[experiment]
+    return [
+        (run, iteration)
+        for run in range(1, spec["runs"] + 1)
+        for iteration in range(1, spec["prune"]["iterations"] + 1)
+    ]
+
+
+def layer_pairs(experiment, metric):
+    """(pruned layer, dense layer) pairs compared by a metric: same layer; cosine: outputs only."""
+    layers = selected_layers(EXPERIMENTS[experiment])
+    return [(name, name) for name, kind in layers if metric != "cosine" or kind == "out"]
+
+
+def similarity_outputs(experiment, metric):
+    return [
+        f"results/{experiment}/similarity/{metric}/run{run}/iter{iteration}/{a}__{b}.json"
+        for run, iteration in runs_and_iterations(experiment)
+        for a, b in layer_pairs(experiment, metric)
+    ]
+
+
+def get_similarity_outputs(wildcards):
+    return [
+        path
+        for metric in METRICS
+        for path in similarity_outputs(wildcards.experiment, metric)
+    ]
+
+
+def get_network_metrics(wildcards):
+    experiment = wildcards.experiment
+    return [f"results/{experiment}/networks/dense/metrics.json"] + [
+        f"results/{experiment}/networks/run{run}/iter{iteration}/metrics.json"
+        for run, iteration in runs_and_iterations(experiment)
+    ]
+
+
+def get_masks(wildcards):
+    return [
+        f"results/{wildcards.experiment}/networks/run{run}/iter{iteration}/mask.npz"
+        for run, iteration in runs_and_iterations(wildcards.experiment)
+    ]
+
+
+def figure_names():
+    """Figure file stems written by the plot rule."""
+    return ["accuracy", "output_similarity", "mask_overlap"] + [
+        f"similarity_{metric}" for metric in METRICS
+    ]
+
+
+def get_final_outputs():
+    outputs = []
+    for experiment in EXPERIMENTS:
+        outputs += [
+            f"results/{experiment}/tables/similarity.csv",
+            f"results/{experiment}/tables/accuracy.csv",
+            f"results/{experiment}/tables/masks.csv",
+        ]
+        outputs += [
+            f"results/{experiment}/figures/{name}.svg" for name in figure_names()
+        ]
+    return outputs

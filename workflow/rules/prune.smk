@@ -1,0 +1,30 @@
+# One IMP iteration: prune iteration k-1 of the same run, retrain, save weights and masks.
+
+
+rule imp_iter:
+    input:
+        previous=get_previous_network,
+        rewind="results/{experiment}/networks/dense/rewind.pt",
+        arrays=get_arrays,
+    output:
+        model="results/{experiment}/networks/run{run}/iter{iteration}/model.pt",
+        metrics="results/{experiment}/networks/run{run}/iter{iteration}/metrics.json",
+        mask="results/{experiment}/networks/run{run}/iter{iteration}/mask.npz",
+    log:
+        "logs/imp_iter/{experiment}/run{run}_iter{iteration}.log",
+    benchmark:
+        "benchmarks/imp_iter/{experiment}/run{run}_iter{iteration}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=1,
+    params:
+        train=lookup(dpath="experiments/{experiment}/train", within=config),
+        prune=lookup(dpath="experiments/{experiment}/prune", within=config),
+        seed=config["seed"],
+        resume="results/{experiment}/networks/run{run}/iter{iteration}/resume.pt",
+    script:
+        "../scripts/imp_iter.py"

@@ -1,0 +1,35 @@
+# Train one dense network per experiment; also keep its early-epoch weights for rewinding.
+
+
+rule train_dense:
+    input:
+        arrays=get_arrays,
+    output:
+        model="results/{experiment}/networks/dense/model.pt",
+        rewind="results/{experiment}/networks/dense/rewind.pt",
+        metrics="results/{experiment}/networks/dense/metrics.json",
+    log:
+        "logs/train_dense/{experiment}.log",
+    benchmark:
+        "benchmarks/train_dense/{experiment}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=1,
+    params:
+        model=lookup(dpath="experiments/{experiment}/model", within=config),
+        width=lookup(dpath="experiments/{experiment}/width", within=config),
+        train=lookup(dpath="experiments/{experiment}/train", within=config),
+        rewind_epoch=lookup(
+            dpath="experiments/{experiment}/prune/rewind_epoch", within=config
+        ),
+        prune_output_layer=lookup(
+            dpath="experiments/{experiment}/prune/prune_output_layer", within=config
+        ),
+        seed=config["seed"],
+        resume="results/{experiment}/networks/dense/resume.pt",
+    script:
+        "../scripts/train_dense.py"
