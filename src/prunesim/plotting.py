@@ -102,7 +102,9 @@ def _table(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:
-        raise PrunesimError(f"table {path} is empty (not even a header); rerun aggregate.") from None
+        raise PrunesimError(
+            f"table {path} is empty (not even a header); rerun aggregate."
+        ) from None
 
 
 def _pct(density: float) -> str:
@@ -123,12 +125,17 @@ def _subject(df: pd.DataFrame) -> str:
     return f"{_first(df, 'model')} on {_first(df, 'dataset')}"
 
 
-def _thin(values: Sequence[float], most: int) -> list[float]:
-    """At most ``most`` evenly spread values, always keeping the first and last."""
+def _thin(values: Sequence, most: int) -> list:
+    """At most ``most`` values at a regular step from the first, always keeping the last."""
     values = list(values)
     if len(values) <= most:
         return values
-    picks = np.unique(np.round(np.linspace(0, len(values) - 1, most)).astype(int))
+    step = -(-(len(values) - 1) // (most - 1))  # ceil: first + (most - 1) steps cover all
+    picks = list(range(0, len(values), step))
+    if picks[-1] != len(values) - 1:
+        if len(values) - 1 - picks[-1] < step / 2:
+            picks.pop()  # too close to the last one to label both
+        picks.append(len(values) - 1)
     return [values[i] for i in picks]
 
 
@@ -168,17 +175,14 @@ def _legend_outside(ax, title: str, ncol: int = 1) -> None:
     ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, ncol=ncol)
 
 
-def _missing_note(fig: Figure, n_missing: int, n_total: int) -> None:
+def _footnote(fig: Figure, text: str, n_missing: int = 0, n_total: int = 0) -> None:
+    """What lines and bands are, and how many values are missing (explained gaps)."""
     if n_missing:
-        fig.text(
-            0.01,
-            -0.02,
-            f"{n_missing} of {n_total} values undefined (e.g. a constant layer): not "
-            "averaged; the table's note column says why.",
-            fontsize="small",
-            color="0.35",
-            va="top",
+        text += (
+            f" {n_missing} of {n_total} values undefined (e.g. a constant layer): not "
+            "averaged; the table's note column says why."
         )
+    fig.text(0.01, -0.01, text, fontsize="small", color="0.35", va="top")
 
 
 def _placeholder(title: str, message: str, out) -> Figure:
@@ -300,7 +304,9 @@ def plot_layerwise(
             st = stats[stats["iteration"] == k].set_index("position").reindex(x)
             mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
             ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
-            ax.plot(x, mean, color=colour, marker="o", ms=3.5, lw=1.6, label=_iter_label(k, density))
+            ax.plot(
+                x, mean, color=colour, marker="o", ms=3.5, lw=1.6, label=_iter_label(k, density)
+            )
         missing = df[df["value"].isna()]
         if not missing.empty:
             ax.scatter(
@@ -317,8 +323,15 @@ def plot_layerwise(
         ax.set_xlabel("layer (forward order)")
         _similarity_axis(ax, f"{label} similarity")
         ax.set_title(title)
-        _legend_outside(ax, "weights remaining\n(IMP iteration)", ncol=1 if len(iterations) <= 12 else 2)
-        _missing_note(fig, len(missing), len(df))
+        _legend_outside(
+            ax, "weights remaining\n(IMP iteration)", ncol=1 if len(iterations) <= 12 else 2
+        )
+        _footnote(
+            fig,
+            f"Lines: mean over {df['run'].nunique()} runs; bands: ± 1 std.",
+            len(missing),
+            len(df),
+        )
     if out is not None:
         save_figure(fig, out)
     return fig
@@ -369,8 +382,12 @@ def plot_output_similarity(
         _similarity_axis(ax, "similarity of the output layer")
         ax.set_title(title)
         _legend_outside(ax, "metric")
-        n_missing = int(df["value"].isna().sum())
-        _missing_note(fig, n_missing, len(df))
+        _footnote(
+            fig,
+            f"Lines: mean over {df['run'].nunique()} runs; bands: ± 1 std; dots: single runs.",
+            int(df["value"].isna().sum()),
+            len(df),
+        )
     if out is not None:
         save_figure(fig, out)
     return fig
@@ -420,6 +437,8 @@ def plot_mask_overlap(
         _similarity_axis(ax, "Jaccard index of two runs' masks")
         ax.set_title(title)
         _legend_outside(ax, "layer", ncol=1 if len(styles) <= 14 else 2)
+        n_pairs = len(df[["run_a", "run_b"]].drop_duplicates())
+        _footnote(fig, f"Lines: mean over {n_pairs} pairs of runs; bands: ± 1 std.")
     if out is not None:
         save_figure(fig, out)
     return fig
@@ -479,6 +498,8 @@ def plot_cross_layer(
             linewidths=0.3,
             linecolor="white",
         )
+        ax.tick_params(axis="y", labelrotation=0)
+        ax.tick_params(axis="x", labelrotation=60 if len(cols) > 8 else 0)
         ax.set_xlabel("dense network's layer")
         ax.set_ylabel("pruned network's layer")
         ax.set_title(title)

@@ -34,6 +34,16 @@ rule plot:
         accuracy=rules.aggregate.output.accuracy,
         masks=rules.aggregate.output.masks,
     output:
+        **{
+            f"similarity_{metric}": report(
+                f"results/{{experiment}}/figures/similarity_{metric}.svg",
+                caption="../report/similarity.rst",
+                category="Similarity",
+                subcategory=metric,
+                labels={"experiment": "{experiment}", "metric": metric},
+            )
+            for metric in METRICS
+        },
         accuracy=report(
             "results/{experiment}/figures/accuracy.svg",
             caption="../report/accuracy.rst",
@@ -52,16 +62,6 @@ rule plot:
             category="Masks",
             subcategory="{experiment}",
         ),
-        **{
-            f"similarity_{metric}": report(
-                f"results/{{experiment}}/figures/similarity_{metric}.svg",
-                caption="../report/similarity.rst",
-                category="Similarity",
-                subcategory=metric,
-                labels={"experiment": "{experiment}", "metric": metric},
-            )
-            for metric in METRICS
-        },
     log:
         "logs/plot/{experiment}.log",
     benchmark:

@@ -72,7 +72,9 @@ def runs_and_iterations(experiment):
 def layer_pairs(experiment, metric):
     """(pruned layer, dense layer) pairs compared by a metric: same layer; cosine: outputs only."""
     layers = selected_layers(EXPERIMENTS[experiment])
-    return [(name, name) for name, kind in layers if metric != "cosine" or kind == "out"]
+    return [
+        (name, name) for name, kind in layers if metric != "cosine" or kind == "out"
+    ]
 
 
 def similarity_outputs(experiment, metric):

@@ -1,0 +1,94 @@
+"""End-to-end runs of the tiny config: outputs, rerun granularity, determinism."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, TINY_CONFIG, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def planned_jobs(workdir: Path, config: Path = TINY_CONFIG) -> dict[str, int]:
+    """Rule -> number of jobs a dry run of ``workdir`` would execute."""
+    out = snakemake(workdir, "--dry-run", config=config).stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if match and match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+        elif counts and not line.strip():
+            break
+    return counts
+
+
+def test_tiny_run_writes_tables_and_figures(tiny_workflow):
+    tables = tiny_workflow / "results" / "tiny" / "tables"
+    similarity = pd.read_csv(tables / "similarity.csv")
+    accuracy = pd.read_csv(tables / "accuracy.csv")
+    assert list(similarity.columns[:10]) == [
+        "model", "dataset", "run", "iteration", "density",
+        "layer", "layer_index", "layer_kind", "metric", "value",
+    ]  # fmt: skip
+    assert list(accuracy.columns) == [
+        "model", "dataset", "run", "iteration", "density", "test_accuracy"
+    ]
+    # 2 runs x 2 iterations x (3 layers x 5 metrics + cosine on the output layer)
+    assert len(similarity) == 2 * 2 * (3 * 5 + 1)
+    assert similarity["value"].between(0, 1).all()
+    assert set(similarity["metric"]) == {"mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"}
+    assert set(similarity.loc[similarity.metric == "cosine", "layer"]) == {"out"}
+    dense = accuracy[accuracy.iteration == 0]
+    assert len(dense) == 1 and dense.density.iloc[0] == pytest.approx(1.0)
+    assert dense.test_accuracy.iloc[0] > 0.3, "dense net should be well above chance (0.1)"
+    pruned = accuracy[accuracy.iteration > 0].sort_values(["run", "iteration"])
+    assert len(pruned) == 4
+    # density from the checkpoints' zeros: 0.8^k of the prunable weights
+    for _, row in pruned.iterrows():
+        assert row.density == pytest.approx(0.8 ** row.iteration, abs=2e-3)
+    figures = tiny_workflow / "results" / "tiny" / "figures"
+    for name in ["accuracy", "output_similarity", "mask_overlap"] + [
+        f"similarity_{m}" for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"]
+    ]:
+        svg = figures / f"{name}.svg"
+        assert svg.exists() and svg.stat().st_size > 1000, name
+
+
+def test_up_to_date_after_run(tiny_copy):
+    assert planned_jobs(tiny_copy) == {}
+
+
+def test_changing_one_metric_reruns_only_that_metric(tiny_copy, tmp_path):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["metrics"]["svcca"]["keep"] = 0.98
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(tiny_copy, edited)
+    # 2 runs x 2 iterations x 3 layers of svcca, then the cheap collectors
+    assert jobs == {"similarity_svcca": 12, "aggregate": 1, "plot": 1, "all": 1}
+    snakemake(tiny_copy, config=edited)
+    assert planned_jobs(tiny_copy, edited) == {}
+
+
+def test_changing_training_reruns_everything_downstream(tiny_copy, tmp_path):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"]["tiny"]["prune"]["rate"] = 0.3
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(tiny_copy, edited)
+    assert "train_dense" not in jobs and "prepare_data" not in jobs
+    assert jobs["imp_iter"] == 4 and jobs["extract_acts"] == 4
+
+
+def test_full_study_dry_run_builds(tmp_path):
+    out = snakemake(tmp_path, "--dry-run", "--quiet", "rules", config=REPO / "config.yaml",
+                    timeout=300).stdout
+    assert "similarity_cka" in out and "imp_iter" in out
