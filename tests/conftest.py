@@ -15,9 +15,14 @@ TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
 SNAKEMAKE_TIMEOUT_S = 900
 
 
-def snakemake(workdir: Path, *args: str, config: Path = TINY_CONFIG, timeout: int | None = None,
-              check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake on the repo's Snakefile in ``workdir`` (under a time limit, so a hang fails)."""
+def snakemake(
+    workdir: Path,
+    *args: str,
+    config: Path = TINY_CONFIG,
+    timeout: int | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run the repo's Snakefile in ``workdir`` under a time limit, so a hang fails."""
     cmd = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),

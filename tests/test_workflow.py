@@ -39,7 +39,12 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
         "layer", "layer_index", "layer_kind", "metric", "value",
     ]  # fmt: skip
     assert list(accuracy.columns) == [
-        "model", "dataset", "run", "iteration", "density", "test_accuracy"
+        "model",
+        "dataset",
+        "run",
+        "iteration",
+        "density",
+        "test_accuracy",
     ]
     # 2 runs x 2 iterations x (3 layers x 5 metrics + cosine on the output layer)
     assert len(similarity) == 2 * 2 * (3 * 5 + 1)
@@ -47,19 +52,21 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     assert set(similarity["metric"]) == {"mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"}
     assert set(similarity.loc[similarity.metric == "cosine", "layer"]) == {"out"}
     dense = accuracy[accuracy.iteration == 0]
-    assert len(dense) == 1 and dense.density.iloc[0] == pytest.approx(1.0)
+    assert len(dense) == 1
+    assert dense.density.iloc[0] == pytest.approx(1.0)
     assert dense.test_accuracy.iloc[0] > 0.3, "dense net should be well above chance (0.1)"
     pruned = accuracy[accuracy.iteration > 0].sort_values(["run", "iteration"])
     assert len(pruned) == 4
     # density from the checkpoints' zeros: 0.8^k of the prunable weights
     for _, row in pruned.iterrows():
-        assert row.density == pytest.approx(0.8 ** row.iteration, abs=2e-3)
+        assert row.density == pytest.approx(0.8**row.iteration, abs=2e-3)
     figures = tiny_workflow / "results" / "tiny" / "figures"
     for name in ["accuracy", "output_similarity", "mask_overlap"] + [
         f"similarity_{m}" for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"]
     ]:
         svg = figures / f"{name}.svg"
-        assert svg.exists() and svg.stat().st_size > 1000, name
+        assert svg.exists(), name
+        assert svg.stat().st_size > 1000, name
 
 
 def test_up_to_date_after_run(tiny_copy):
@@ -84,11 +91,15 @@ def test_changing_training_reruns_everything_downstream(tiny_copy, tmp_path):
     edited = tmp_path / "edited.yaml"
     edited.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(tiny_copy, edited)
-    assert "train_dense" not in jobs and "prepare_data" not in jobs
-    assert jobs["imp_iter"] == 4 and jobs["extract_acts"] == 4
+    assert "train_dense" not in jobs
+    assert "prepare_data" not in jobs
+    assert jobs["imp_iter"] == 4
+    assert jobs["extract_acts"] == 4
 
 
 def test_full_study_dry_run_builds(tmp_path):
-    out = snakemake(tmp_path, "--dry-run", "--quiet", "rules", config=REPO / "config.yaml",
-                    timeout=300).stdout
-    assert "similarity_cka" in out and "imp_iter" in out
+    out = snakemake(
+        tmp_path, "--dry-run", "--quiet", "rules", config=REPO / "config.yaml", timeout=300
+    ).stdout
+    assert "similarity_cka" in out
+    assert "imp_iter" in out

@@ -17,8 +17,8 @@ import torch
 
 from prunesim.atomic import atomic_path
 from prunesim.checkpoint import load_network
-from prunesim.data import load_arrays
-from prunesim.errors import DatasetError
+from prunesim.data import load_arrays, load_probe
+from prunesim.errors import CorruptFileError
 
 LOG = logging.getLogger(__name__)
 
@@ -31,20 +31,14 @@ def _chunk_rows(sample_shape: tuple[int, ...], itemsize: int, n: int) -> int:
     return int(max(1, min(n, _TARGET_CHUNK_BYTES // max(per_sample, 1))))
 
 
-def load_probe(arrays_path: str | os.PathLike, probe_path: str | os.PathLike):
+def probe_images(arrays_path: str | os.PathLike, probe_path: str | os.PathLike):
     """Probe images (uint8 NHWC), labels and the per-channel normalisation of the dataset."""
     arrays = load_arrays(arrays_path)
-    try:
-        probe = np.load(probe_path)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(
-            f"probe index file {probe_path} cannot be read ({exc}); delete it and rerun "
-            f"prepare_data"
-        ) from exc
+    probe = load_probe(probe_path)
     if probe.ndim != 1 or (len(probe) and probe.max() >= len(arrays["x_test"])):
-        raise DatasetError(
-            f"probe index file {probe_path} does not index the test set of {arrays_path}; "
-            f"delete both and rerun prepare_data"
+        raise CorruptFileError(
+            f"probe file {probe_path} does not index the test set of {arrays_path}; "
+            f"delete both and rerun the workflow (rule prepare_data)"
         )
     return arrays["x_test"][probe], arrays["y_test"][probe], arrays["mean"], arrays["std"]
 
@@ -68,7 +62,7 @@ def extract_activations(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, _, meta = load_network(checkpoint_path, device=device)
     model.eval()
-    images, labels, mean, std = load_probe(arrays_path, probe_path)
+    images, labels, mean, std = probe_images(arrays_path, probe_path)
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     compared = [(name, kind) for name, kind in model.compared_layers]

@@ -19,7 +19,9 @@ from prunesim.atomic import atomic_path
 from prunesim.errors import CorruptFileError
 
 
-def save_checkpoint(path: str | os.PathLike, model, masks: dict | None, meta: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: str | os.PathLike, model, masks: dict | None, meta: dict[str, Any]
+) -> None:
     """Save ``model``'s weights, its masks and metadata atomically."""
     import torch
 

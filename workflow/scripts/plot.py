@@ -8,6 +8,7 @@ file's suffix (.svg, .png, .pdf).
 Params: ``metrics`` (list of metric names).
 """
 
+# ruff: noqa: F821 (``snakemake`` is injected by the rule's script: directive)
 import sys
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def main(log):
     plotting.plot_mask_overlap(tables.masks, out.mask_overlap)
     for metric in metrics:
         plotting.plot_layerwise(tables.similarity, metric, out[f"similarity_{metric}"])
-        if f"cross_layer_{metric}" in out.keys():
+        if f"cross_layer_{metric}" in out.keys():  # noqa: SIM118 (Namedlist: keys are the names)
             plotting.plot_cross_layer(tables.similarity, metric, out[f"cross_layer_{metric}"])
     log.info("wrote %s", ", ".join(str(p) for p in out))
 

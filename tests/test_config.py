@@ -1,0 +1,64 @@
+"""Config validation: every shipped config is valid; bad input names the key and the fix."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO, TINY_CONFIG
+from prunesim.config import validate_config
+from prunesim.errors import ConfigError
+
+SHIPPED = [REPO / "config.yaml", REPO / "config" / "quickstart.yaml", TINY_CONFIG]
+
+
+def tiny() -> dict:
+    return yaml.safe_load(TINY_CONFIG.read_text())
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    config = validate_config(yaml.safe_load(path.read_text()))
+    for experiment in config["experiments"].values():
+        assert experiment["prune"]["rate"] > 0
+        assert experiment["train"]["epochs"] >= 1
+
+
+def test_defaults_are_filled():
+    config = tiny()
+    del config["experiments"]["tiny"]["prune"]["retrain"]
+    validate_config(config)
+    prune = config["experiments"]["tiny"]["prune"]
+    assert prune["retrain"] == "lrr"
+    assert prune["scope"] == "global"
+    assert prune["prune_output_layer"] is False
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["experiments"]["tiny"]["train"].update(epoch=3),
+         r"unknown key\(s\) 'epoch' under 'experiments/tiny/train'; allowed keys: .*epochs"),
+        (lambda c: c["experiments"]["tiny"].update(model="vgg19"),
+         r"'experiments/tiny/model' is 'vgg19'; allowed values: 'vgg16_bn', 'vgg_svhn'"),
+        (lambda c: c["experiments"]["tiny"].update(runs="two"),
+         r"'experiments/tiny/runs' must be of type integer"),
+        (lambda c: c["metrics"].update(ssim={}),
+         r"unknown key\(s\) 'ssim' under 'metrics'; allowed keys: cka, cosine, mean_cca"),
+        (lambda c: c["datasets"]["digits"].update(source="mnist"),
+         r"'datasets/digits/source' is 'mnist'; allowed values: 'cifar10', 'svhn'"),
+        (lambda c: c["experiments"]["tiny"].update(dataset="cifar100"),
+         r"experiments/tiny/dataset is 'cifar100', which is not defined under 'datasets'"),
+        (lambda c: c["experiments"]["tiny"].update(layers=["conv1", "conv9"]),
+         r"unknown layer\(s\) \['conv9'\] for model 'vgg_svhn'"),
+        (lambda c: c["experiments"]["tiny"]["prune"].update(scope="random"),
+         r"'experiments/tiny/prune/scope' is 'random'; allowed values: 'global', 'local', 'mixed'"),
+    ],
+)  # fmt: skip
+def test_bad_config_names_key_and_allowed_values(edit, message):
+    config = tiny()
+    edit(config)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(copy.deepcopy(config))
