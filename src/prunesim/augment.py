@@ -39,7 +39,9 @@ def normalize_augment_settings(aug) -> dict:
         raise ConfigError(f"train.augment must be a mapping or false, got {aug!r}")
     unknown = set(aug) - AUGMENT_KEYS
     if unknown:
-        raise ConfigError(f"train.augment has unknown keys {sorted(unknown)}; allowed {AUGMENT_KEYS}")
+        raise ConfigError(
+            f"train.augment has unknown keys {sorted(unknown)}; allowed {sorted(AUGMENT_KEYS)}"
+        )
     out = {
         "crop": int(aug.get("crop") or 0),
         "pad_mode": aug.get("pad_mode", "zeros"),
@@ -48,7 +50,9 @@ def normalize_augment_settings(aug) -> dict:
         "cutout": int(aug.get("cutout") or 0),
     }
     if out["pad_mode"] not in ("zeros", "reflect"):
-        raise ConfigError(f"train.augment.pad_mode must be zeros or reflect, got {out['pad_mode']!r}")
+        raise ConfigError(
+            f"train.augment.pad_mode must be zeros or reflect, got {out['pad_mode']!r}"
+        )
     if out["crop"] < 0 or out["cutout"] < 0:
         raise ConfigError("train.augment.crop and cutout must be >= 0")
     affine = aug.get("affine")

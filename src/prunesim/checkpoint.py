@@ -47,9 +47,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, foreign pickle, wrong format...
+        # torch's own message suggests weights_only=False, which we never want: keep its gist.
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
         raise CorruptFileError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}). It is truncated or "
-            f"not a prunesim checkpoint: delete it and rerun the workflow to recreate it."
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {reason}). It is "
+            f"truncated or not a prunesim checkpoint: delete it and rerun the workflow to "
+            f"recreate it."
         ) from exc
     missing = {"state_dict", "masks", "meta"} - set(payload if isinstance(payload, dict) else ())
     if missing:

@@ -255,9 +255,7 @@ def _load_cifar10(spec):
     try:
         from torchvision.datasets import CIFAR10
     except ImportError as exc:  # torchvision is in the `torch` extra
-        raise DatasetError(
-            "source cifar10 needs torchvision: pip install -e '.[torch]'"
-        ) from exc
+        raise DatasetError("source cifar10 needs torchvision: pip install -e '.[torch]'") from exc
     splits = []
     for train in (True, False):
         try:

@@ -29,13 +29,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from prunesim.atomic import atomic_path, write_json
 from prunesim.augment import augment_batch, normalize_augment_settings, to_float
 from prunesim.checkpoint import save_checkpoint
-from prunesim.errors import ConfigError, CorruptFileError
+from prunesim.errors import ConfigError
 from prunesim.lars import LARS
 from prunesim.seeds import derive_seed
 
@@ -179,6 +178,11 @@ def learning_rate(settings: dict, epoch: float) -> float:
     return float(cfg["lr"])
 
 
+def lr_at_epoch(settings: dict, epoch: float) -> float:
+    """Alias of :func:`learning_rate` (the name ``prunesim.imp`` uses)."""
+    return learning_rate(settings, epoch)
+
+
 def final_learning_rate(settings: dict, steps_per_epoch: int = 1) -> float:
     """The lr of the last training step (FT's default lr; Renda et al. fine-tune at it)."""
     cfg = resolve_settings(settings)
@@ -218,7 +222,9 @@ def _resolve_masks(model: nn.Module, masks: dict | None, device) -> list[tuple[n
             raise ConfigError(f"mask for {name!r} matches no parameter of the model")
         p = params[name]
         if tuple(mask.shape) != tuple(p.shape):
-            raise ConfigError(f"mask {name!r} has shape {tuple(mask.shape)}, weight {tuple(p.shape)}")
+            raise ConfigError(
+                f"mask {name!r} has shape {tuple(mask.shape)}, its weight {tuple(p.shape)}"
+            )
         out.append((p, mask.to(device=device, dtype=p.dtype)))
     return out
 
@@ -364,27 +370,28 @@ def train(
         },
         sort_keys=True,
     )  # fmt: skip
-    epoch, history, global_step, elapsed = start_epoch, [], 0, 0.0
+    first_epoch, history, global_step, elapsed = start_epoch, [], 0, 0.0
     resume_path = Path(resume_path) if resume_path else None
     if resume_path is not None and resume_path.exists():
         state = _load_resume(resume_path, fingerprint)
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"]) if state["scaler"] else None
+            if state["scaler"]:
+                scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["rng"]["torch"])
             if device.type == "cuda" and state["rng"]["cuda"] is not None:
                 torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-            epoch, history = state["epoch"], list(state["history"])
+            first_epoch, history = state["epoch"], list(state["history"])
             global_step, elapsed = state["scheduler"]["step"], state["elapsed"]
-            _emit(log, f"resumed from {resume_path} at epoch {epoch}")
-            missing = [str(p) for e, p in snapshots.items() if e < epoch and not p.exists()]
+            _emit(log, f"resumed from {resume_path} at epoch {first_epoch}")
+            missing = [str(p) for e, p in snapshots.items() if e < first_epoch and not p.exists()]
             if missing:
-                logger.warning("snapshots %s were lost before resuming; rerun from scratch", missing)
+                logger.warning("snapshots %s were lost before resuming; rerun afresh", missing)
 
     model.train()
     test_acc = history[-1]["test_accuracy"] if history else None
-    for epoch in range(epoch, end_epoch):
+    for epoch in range(first_epoch, end_epoch):
         if epoch in snapshots:
             _save_snapshot(snapshots[epoch], model, masks, epoch, seed)
         t0 = time.perf_counter()
@@ -456,7 +463,7 @@ def train(
         model.train()
     if resume_path is not None:
         resume_path.unlink(missing_ok=True)
-    images = sum(h["images_per_second"] * 0 + n for h in history)
+    images = n * len(history)
     return {
         "test_accuracy": test_acc,
         "train_accuracy": history[-1]["train_accuracy"] if history else None,
@@ -479,7 +486,9 @@ def _save_snapshot(path: Path, model, masks, epoch: int, seed: int) -> None:
     save_checkpoint(path, model, masks, meta)
 
 
-def _save_resume(path, fingerprint, model, optimizer, scaler, device, epoch, history, step, elapsed):
+def _save_resume(
+    path, fingerprint, model, optimizer, scaler, device, epoch, history, step, elapsed
+):
     payload = {
         "fingerprint": fingerprint,
         "epoch": epoch,
@@ -585,10 +594,8 @@ def train_dense_network(
     model = build_model(model_name, width=width, num_classes=num_classes)
     # The rewind snapshot goes next to the resume file, not to out_rewind: Snakemake deletes
     # the outputs of a killed job, and a resumed run is past the rewind epoch already.
-    if resume_path:
-        rewind_tmp = Path(resume_path).with_name(Path(resume_path).name + f".rewind{rewind_epoch}.pt")
-    else:
-        rewind_tmp = Path(out_rewind).with_name(Path(out_rewind).name + ".snapshot.pt")
+    side = Path(resume_path) if resume_path else Path(out_rewind)
+    rewind_tmp = side.with_name(f"{side.name}.rewind{rewind_epoch}.pt")
     result = train(
         model, arrays, train_settings, seed=seed, device=device,
         snapshots={rewind_epoch: rewind_tmp}, resume_path=resume_path, log=log,
@@ -636,7 +643,3 @@ def train_dense_network(
         f"{result['epochs']} epochs in {result['seconds']:.1f}s",
     )
     return metrics
-
-
-def _unused():  # pragma: no cover - keeps F imported for type checkers of augment callers
-    return F, CorruptFileError
