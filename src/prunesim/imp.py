@@ -25,13 +25,15 @@ written atomically: ``model.pt`` (weights + masks + meta), ``mask.npz`` (the mas
 for the mask-overlap table) and ``metrics.json``, whose density is counted from the saved
 state's actual zeros, never from the masks.
 
-P runs start from the same dense network and differ only by their seeds: the job seed is
-``derive_seed(seed, experiment, run, iteration)``, which drives data order and augmentation.
+P runs start from the same dense network and differ only by their seeds: the caller passes
+the job seed ``prunesim.seeds.derive_seed(base seed, experiment, run, iteration)``, which
+drives data order and augmentation (pruning itself is deterministic).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 
@@ -50,7 +52,6 @@ from prunesim.pruning import (
     prune_step,
     resolve_prune_settings,
 )
-from prunesim.seeds import derive_seed
 
 _log = logging.getLogger(__name__)
 
@@ -58,11 +59,18 @@ _log = logging.getLogger(__name__)
 _CARRIED_META = ("model", "width", "num_classes", "dataset")
 
 
-def final_lr(train_settings: Mapping) -> float:
-    """Learning rate of the schedule's last epoch: the rate fine-tuning (FT) holds constant."""
+def finetune_lr(train_settings: Mapping, n_train: int) -> float:
+    """The lr of the original schedule's last step: the rate fine-tuning (FT) holds constant.
+
+    Taken at the last *step*, not at the last epoch's start, so a schedule that decays to 0 at
+    its end (cifar10-fast's piecewise linear one) still gives a small positive rate.
+    """
     from prunesim import training
 
-    return float(training.lr_at_epoch(train_settings, int(train_settings["epochs"]) - 1))
+    cfg = training.resolve_settings(dict(train_settings))
+    bs = cfg["batch_size"]
+    steps = n_train // bs if cfg["drop_last"] else math.ceil(n_train / bs)
+    return float(training.final_learning_rate(dict(train_settings), max(1, steps)))
 
 
 def _default_device() -> str:
@@ -80,8 +88,9 @@ def _check_previous(meta: Mapping, run: int, iteration: int, settings: Mapping, 
     if iteration > 1:
         if meta.get("run") is not None and int(meta["run"]) != run:
             raise PrunesimError(f"{path} belongs to run {meta['run']}, not run {run}")
-        if meta.get("prune_output_layer", settings["prune_output_layer"]) != (
-            settings["prune_output_layer"]
+        if (
+            meta.get("prune_output_layer", settings["prune_output_layer"])
+            != (settings["prune_output_layer"])
         ):
             raise ConfigError(
                 f"{path} was pruned with prune_output_layer={meta['prune_output_layer']}, "
@@ -131,8 +140,8 @@ def run_imp_iteration(
 ) -> dict:
     """Prune the network at ``prev_model_path`` once, retrain it, save it; return metrics.
 
-    ``seed`` is the config's base seed; the job's own seed is derived from it with
-    (experiment, run, iteration), so runs differ and reruns repeat. ``dataset`` names the
+    ``seed`` is this job's seed, already derived from the base seed with (experiment, run,
+    iteration) by the caller, so runs differ and reruns repeat. ``dataset`` names the
     dataset in ``metrics.json``; by default it is taken from the previous checkpoint's meta.
     ``resume_path`` is handed to training for per-epoch resumption after a kill.
     """
@@ -144,7 +153,7 @@ def run_imp_iteration(
     settings = resolve_prune_settings(prune_settings)
     device = device or _default_device()
     torch.set_num_threads(max(1, int(threads)))
-    job_seed = derive_seed(seed, experiment, run, iteration)
+    job_seed = int(seed)
 
     model, prev_masks, prev_meta = load_network(prev_model_path, device)
     _check_previous(prev_meta, run, iteration, settings, prev_model_path)
@@ -154,9 +163,14 @@ def run_imp_iteration(
     check_nested(masks, prev_masks)
     names = list(masks)
     n_total = count_weights(model, names)[1]
+    scope_rates = (
+        {"mixed_rates": dict(settings["mixed_rates"])}
+        if settings["scope"] == "mixed"
+        else {"rate": settings["rate"]}
+    )
     _log.info(
-        "%s run %d iter %d: pruned (%s, rate %s) to %d of %d prunable weights; retrain %s",
-        experiment, run, iteration, settings["scope"], settings["rate"],
+        "%s run %d iter %d: pruned (%s, %s) to %d of %d prunable weights; retrain %s",
+        experiment, run, iteration, settings["scope"], scope_rates,
         sum(int(m.sum()) for m in masks.values()), n_total, settings["retrain"],
     )  # fmt: skip
 
@@ -167,12 +181,14 @@ def run_imp_iteration(
     elif settings["retrain"] == "wr":
         _rewind(model, rewind_path, settings["rewind_epoch"])
         apply_masks(model, masks)
-        training.train(model, arrays, train_settings, start_epoch=settings["rewind_epoch"], **common)
+        training.train(
+            model, arrays, train_settings, start_epoch=settings["rewind_epoch"], **common
+        )
     else:  # ft
         epochs = settings["finetune_epochs"] or int(train_settings["epochs"])
         training.train(
             model, arrays, train_settings, start_epoch=0, end_epoch=epochs,
-            constant_lr=final_lr(train_settings), **common,
+            constant_lr=finetune_lr(train_settings, len(arrays["y_train"])), **common,
         )  # fmt: skip
 
     check_masks_hold(model, masks)
@@ -180,18 +196,15 @@ def run_imp_iteration(
     accuracy = float(
         training.evaluate(
             model, arrays["x_test"], arrays["y_test"], arrays["mean"], arrays["std"], device,
-            int(train_settings.get("eval_batch_size", 1000)),
+            training.resolve_settings(dict(train_settings))["eval_batch_size"],
         )
     )  # fmt: skip
 
     state = model.state_dict()
     alive, total = count_weights(state, names)
     carried = {k: prev_meta[k] for k in _CARRIED_META if k in prev_meta}
-    scope_rates = (
-        {"mixed_rates": dict(settings["mixed_rates"])}
-        if settings["scope"] == "mixed"
-        else {"rate": settings["rate"]}
-    )
+    if dataset is not None:
+        carried["dataset"] = dataset
     meta = {
         **carried,
         "experiment": experiment,
@@ -204,12 +217,11 @@ def run_imp_iteration(
         "retrain": settings["retrain"],
         **scope_rates,
         "seed": job_seed,
-        "base_seed": int(seed),
     }
     metrics = {
         "experiment": experiment,
         "model": meta.get("model"),
-        "dataset": dataset if dataset is not None else prev_meta.get("dataset"),
+        "dataset": carried.get("dataset"),
         "run": int(run),
         "iteration": int(iteration),
         "test_accuracy": accuracy,
@@ -229,4 +241,3 @@ def run_imp_iteration(
     _log.info("%s run %d iter %d: density %.4f, test accuracy %.4f",
               experiment, run, iteration, alive / total, accuracy)  # fmt: skip
     return metrics
-

@@ -190,7 +190,8 @@ def similarity_table(
             row[col] = _finite_or_none(rec.get(col))
         rows.append(row)
     columns = SIMILARITY_COLUMNS + (OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])
-    table = pd.DataFrame(rows, columns=[*columns, "_layer_b_index", *OPTIONAL_SIMILARITY_COLUMNS])
+    all_columns = [*SIMILARITY_COLUMNS, "_layer_b_index", *OPTIONAL_SIMILARITY_COLUMNS]
+    table = pd.DataFrame(rows, columns=all_columns)
     table = table.sort_values(["metric", "run", "iteration", "layer_index", "_layer_b_index"])
     table = table[columns].reset_index(drop=True)
     for col in ("run", "iteration", "layer_index"):

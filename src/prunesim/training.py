@@ -109,6 +109,8 @@ def resolve_settings(settings: dict | None) -> dict:
 
     Unknown keys are errors (a misspelt key would silently train with the default).
     """
+    if settings and settings.get("_resolved"):
+        return settings
     settings = dict(settings or {})
     unknown = set(settings) - set(DEFAULT_TRAIN_SETTINGS)
     if unknown:
@@ -168,7 +170,7 @@ def learning_rate(settings: dict, epoch: float) -> float:
     epoch). ``piecewise_linear``: linear interpolation of ``values`` at ``epochs``, absolute,
     per iteration (cifar10-fast). ``constant``: ``lr``. Accepts raw or resolved settings.
     """
-    cfg = settings if "_resolved" in settings else resolve_settings(settings)
+    cfg = resolve_settings(settings)
     sched = cfg["schedule"]
     if sched["kind"] == "step":
         passed = sum(1 for m in sched["milestones"] if m <= math.floor(epoch + 1e-9))
@@ -322,8 +324,7 @@ def train(
     Returns ``{"test_accuracy", "train_accuracy", "train_loss", "epochs", "seconds",
     "images_per_second", "history": [per-epoch dicts]}``.
     """
-    cfg = resolve_settings(settings)
-    cfg["_resolved"] = True
+    cfg = {**resolve_settings(settings), "_resolved": True}
     device = resolve_device(device)
     end_epoch = cfg["epochs"] if end_epoch is None else int(end_epoch)
     if not 0 <= start_epoch <= end_epoch:
@@ -390,7 +391,7 @@ def train(
                 logger.warning("snapshots %s were lost before resuming; rerun afresh", missing)
 
     model.train()
-    test_acc = history[-1]["test_accuracy"] if history else None
+    test_acc = None
     for epoch in range(first_epoch, end_epoch):
         if epoch in snapshots:
             _save_snapshot(snapshots[epoch], model, masks, epoch, seed)
@@ -430,7 +431,8 @@ def train(
         train_seconds = time.perf_counter() - t0
         last = epoch == end_epoch - 1
         every = cfg["eval_every"]
-        if last or (every and (epoch + 1 - start_epoch) % every == 0):
+        evaluated = last or bool(every and (epoch + 1 - start_epoch) % every == 0)
+        if evaluated:
             test_acc = evaluate(model, x_test, y_test, mean, std, device, cfg["eval_batch_size"])
             model.train()
         elapsed += time.perf_counter() - t0
@@ -438,8 +440,8 @@ def train(
             "epoch": epoch + 1,
             "train_loss": round(loss_sum.item() / seen, _PRECISE),
             "train_accuracy": round(correct.item() / seen, _PRECISE),
-            "test_accuracy": test_acc,
-            "lr": lr,
+            "test_accuracy": test_acc if evaluated else None,
+            "lr": lr,  # of the epoch's last step
             "images_per_second": round(seen / train_seconds, 1),
             "seconds": round(time.perf_counter() - t0, 3),
         }
@@ -451,13 +453,13 @@ def train(
             log,
             f"epoch {epoch + 1}/{end_epoch} loss {record['train_loss']:.4f} "
             f"train_acc {record['train_accuracy']:.4f} test_acc "
-            f"{'-' if test_acc is None else f'{test_acc:.4f}'} lr {lr:.5g} "
+            f"{f'{test_acc:.4f}' if evaluated else '-'} lr {lr:.5g} "
             f"img/s {record['images_per_second']:.0f} time {record['seconds']:.1f}s",
         )
 
     if end_epoch in snapshots:
         _save_snapshot(snapshots[end_epoch], model, masks, end_epoch, seed)
-    if test_acc is None or not history or history[-1]["epoch"] != end_epoch:
+    if not history or history[-1]["epoch"] != end_epoch or history[-1]["test_accuracy"] is None:
         # start_epoch == end_epoch: nothing trained, still report the model's accuracy.
         test_acc = evaluate(model, x_test, y_test, mean, std, device, cfg["eval_batch_size"])
         model.train()

@@ -7,7 +7,6 @@ Outputs: ``similarity``, ``accuracy``, ``masks`` (CSV tables, see docs/architect
 Params: ``experiment``, ``model``, ``dataset``.
 """
 
-# ruff: noqa: F821 (``snakemake`` is injected by the rule's script: directive)
 import sys
 from pathlib import Path
 

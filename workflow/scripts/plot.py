@@ -8,7 +8,6 @@ file's suffix (.svg, .png, .pdf).
 Params: ``metrics`` (list of metric names).
 """
 
-# ruff: noqa: F821 (``snakemake`` is injected by the rule's script: directive)
 import sys
 from pathlib import Path
 

@@ -1,0 +1,196 @@
+"""profiles/slurm on a real SLURM cluster: the tiny config submitted through it gives the
+same tables as a local run, in grouped submissions, with GPUs requested where the profile
+says so.
+
+Needs the local single-node cluster of scripts/slurm_up.sh with at least one fake GPU
+(`FAKE_GPUS=1 bash scripts/slurm_up.sh`, as root; .ci/slurm.sh does it). Skips only where the
+SLURM client is not installed (no `sbatch`); a client without a running cluster fails.
+Every snakemake call runs under `timeout` and a subprocess timeout, so a hang fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
+SLURM_PROFILE = REPO / "profiles" / "slurm"
+SLURM_LOCAL_PROFILE = REPO / "profiles" / "slurm-local"
+LOCAL_TIMEOUT_S = 900
+# SLURM adds ~5 s per job plus the executor's polling back-off (up to 180 s between checks).
+SLURM_TIMEOUT_S = 1500
+
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.skipif(
+        shutil.which("sbatch") is None,
+        reason="SLURM client not installed (no sbatch); bring a local cluster up with "
+        "`FAKE_GPUS=1 bash scripts/slurm_up.sh` (root)",
+    ),
+]
+
+
+def tiny_metrics() -> list[str]:
+    return list(yaml.safe_load(TINY_CONFIG.read_text())["metrics"])
+
+
+def same_threads() -> list[str]:
+    """One thread per job in both runs: torch's CPU kernels sum in a thread-count-dependent
+    order, and the point is that SLURM changes nothing else (profiles/slurm asks for 8)."""
+    rules = ["train_dense", "imp_iter", "extract_acts"]
+    rules += [f"similarity_{metric}" for metric in tiny_metrics()]
+    return ["--set-threads", *(f"{rule}=1" for rule in rules)]
+
+
+def cancel_jobs_of(workdir: Path) -> None:
+    """scancel the SLURM jobs (by id) whose working directory is ``workdir``."""
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i|%Z"], capture_output=True, text=True, timeout=30
+    ).stdout
+    ids = [
+        line.split("|", 1)[0]
+        for line in out.splitlines()
+        if line.split("|", 1)[-1].rstrip("/") == str(workdir).rstrip("/")
+    ]
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int) -> subprocess.CompletedProcess:
+    """The repo's Snakefile on the tiny config in ``workdir``, killed after ``timeout`` s.
+
+    `timeout -k` sends SIGTERM and then SIGKILL: with the SLURM executor, snakemake may
+    ignore SIGTERM while it waits on jobs (../shared/notes/slurm.md, pitfall 1).
+    """
+    cmd = [
+        "timeout", "-k", "10", str(timeout),
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(TINY_CONFIG),
+        *args,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, env=env)
+    except subprocess.TimeoutExpired:
+        cancel_jobs_of(workdir)
+        raise
+    if proc.returncode != 0:
+        cancel_jobs_of(workdir)
+        hint = " (timed out)" if proc.returncode in (124, 128 + signal.SIGKILL) else ""
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed with {proc.returncode}{hint}:\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """Fail (not skip) when the client is there but the cluster is not usable."""
+    up = "run `FAKE_GPUS=1 bash scripts/slurm_up.sh` as root"
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    assert "UP" in ping.stdout, f"no SLURM controller answers ({ping.stdout.strip()}); {up}"
+    nodes = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N|%t|%G|%P"], capture_output=True, text=True, timeout=30
+    ).stdout
+    usable = [line for line in nodes.splitlines() if line.split("|")[1] in ("idle", "mix")]
+    assert usable, f"no idle SLURM node:\n{nodes}\n{up}"
+    assert any("gpu" in line.split("|")[2] for line in usable), (
+        f"profiles/slurm requests GPUs for training, but no node has gres/gpu:\n{nodes}\n"
+        "run `FAKE_GPUS=1 bash scripts/slurm_up.sh` as root"
+    )
+    # must fail, not skip, when missing: pip install -e ".[workflow]"
+    import snakemake_executor_plugin_slurm  # noqa: F401
+
+    return nodes
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("local")
+    run_snakemake(
+        workdir,
+        "--workflow-profile", "none",
+        "--cores", "2",
+        *same_threads(),
+        timeout=LOCAL_TIMEOUT_S,
+    )  # fmt: skip
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory) -> tuple[Path, str]:
+    workdir = tmp_path_factory.mktemp("slurm")
+    proc = run_snakemake(
+        workdir,
+        # profiles/slurm with the test cluster's partition, sizes and polling layered on top
+        "--profile", str(SLURM_PROFILE),
+        "--workflow-profile", str(SLURM_LOCAL_PROFILE),
+        *same_threads(),
+        timeout=SLURM_TIMEOUT_S,
+    )  # fmt: skip
+    return workdir, proc.stdout + proc.stderr
+
+
+def read_table(workdir: Path, name: str) -> pd.DataFrame:
+    table = pd.read_csv(workdir / "results" / "tiny" / "tables" / f"{name}.csv")
+    return table.sort_values(list(table.columns)).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("table", ["similarity", "accuracy"])
+def test_slurm_run_equals_local_run(local_run, slurm_run, table):
+    slurm_workdir, _ = slurm_run
+    local, remote = read_table(local_run, table), read_table(slurm_workdir, table)
+    assert len(local) > 0
+    # same seed, same threads, CPU both times: the numbers must be identical, not just close
+    pd.testing.assert_frame_equal(remote, local, check_exact=True)
+
+
+def test_similarity_jobs_are_grouped_per_network(slurm_run):
+    workdir, log = slurm_run
+    spec = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
+    networks = spec["runs"] * spec["prune"]["iterations"]
+    submissions = re.findall(r"submitted with SLURM jobid (\d+)", log)
+    groups = re.findall(r"Group job (\w+) ", log)
+    sim_groups = {g for g in groups if g.startswith("sim_tiny_")}
+    net_groups = {g for g in groups if g.startswith("net_tiny_")}
+    # one similarity group per pruned network; one GPU group per network (dense included)
+    assert len(sim_groups) == networks, groups
+    assert len(net_groups) == networks + 1, groups
+    # the rest are prepare_data, aggregate and plot, one job each
+    assert len(submissions) == len(sim_groups) + len(net_groups) + 3, log[-3000:]
+    assert (workdir / ".snakemake" / "slurm_logs").is_dir()
+
+
+def test_training_jobs_got_a_gpu_from_slurm(slurm_run):
+    """The GPU request of profiles/slurm reaches SLURM (squeue lists finished jobs for
+    MinJobAge = 600 s, see slurm_up.sh)."""
+    workdir, _ = slurm_run
+    out = subprocess.run(
+        ["squeue", "--states=all", "-h", "-o", "%i|%Z|%b|%T"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    ours = [
+        line.split("|")
+        for line in out.splitlines()
+        if line.split("|")[1].rstrip("/") == str(workdir).rstrip("/")
+    ]
+    assert ours, f"no job of {workdir} in squeue:\n{out}"
+    assert all(state == "COMPLETED" for *_, state in ours), ours
+    with_gpu = [job for job in ours if "gpu" in job[2]]
+    spec = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
+    assert len(with_gpu) == spec["runs"] * spec["prune"]["iterations"] + 1, ours

@@ -1,0 +1,296 @@
+"""Tidy tables from synthetic job outputs: exact columns and rows, gaps kept, clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunesim.errors import CorruptFileError, PrunesimError
+from prunesim.masks import MASK_TABLE_COLUMNS, mask_overlap_table
+from prunesim.tables import (
+    ACCURACY_COLUMNS,
+    SIMILARITY_COLUMNS,
+    build_tables,
+    network_of_path,
+)
+
+MODEL, DATASET, EXPERIMENT = "vgg_svhn", "svhn", "exp"
+
+
+def write_network(root: Path, run, iteration, accuracy, density) -> Path:
+    where = "dense" if run is None else f"run{run}/iter{iteration}"
+    path = root / "networks" / where / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "experiment": EXPERIMENT, "model": MODEL, "dataset": DATASET, "run": run,
+        "iteration": iteration, "test_accuracy": accuracy, "density": density,
+        "prunable_weights": 1000, "alive_weights": round(1000 * density),
+        "density_per_layer": {}, "prune_output_layer": False, "scope": "global",
+        "retrain": "lrr", "seed": 1,
+    }  # fmt: skip
+    path.write_text(json.dumps(record))
+    return path
+
+
+def write_similarity(root: Path, metric, run, iteration, layer_a, layer_b, value, **extra) -> Path:
+    path = root / "similarity" / metric / f"run{run}/iter{iteration}/{layer_a}__{layer_b}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "experiment": EXPERIMENT, "model": MODEL, "dataset": DATASET, "run": run,
+        "iteration": iteration, "metric": metric, "layer_a": layer_a, "layer_b": layer_b,
+        "value": value, "note": None, "settings": {"reshape": "flatten"}, **extra,
+    }  # fmt: skip
+    # allow_nan: a job could (wrongly) record NaN; the table must still explain it
+    path.write_text(json.dumps(record, allow_nan=True))
+    return path
+
+
+@pytest.fixture
+def study(tmp_path):
+    """Dense + 2 runs x 2 iterations; CKA on conv1, pool1, out; one degenerate value."""
+    networks = [write_network(tmp_path, None, 0, 0.9, 1.0)]
+    sims = []
+    for run in (1, 2):
+        for k in (1, 2):
+            density = 0.8**k
+            networks.append(write_network(tmp_path, run, k, 0.9 - 0.01 * k - 0.001 * run, density))
+            for layer in ("out", "conv1", "pool1"):  # out of forward order on purpose
+                value = round(1 - 0.1 * k - 0.01 * run, 6)
+                note = None
+                if (run, k, layer) == (2, 2, "pool1"):
+                    value, note = None, "layer_a is constant"
+                sims.append(
+                    write_similarity(tmp_path, "cka", run, k, layer, layer, value, note=note)
+                )
+    return tmp_path, sims, networks
+
+
+def build(root, sims, networks, masks=None):
+    tables = root / "tables"
+    out = build_tables(
+        EXPERIMENT, MODEL, DATASET, sims, networks, masks,
+        tables / "similarity.csv", tables / "accuracy.csv", tables / "masks.csv",
+    )  # fmt: skip
+    return tables, out
+
+
+def test_similarity_table_columns_and_rows(study):
+    root, sims, networks = study
+    tables, out = build(root, sims, networks)
+    table = pd.read_csv(tables / "similarity.csv", keep_default_na=False, na_values=[""])
+    assert list(table.columns) == SIMILARITY_COLUMNS
+    assert SIMILARITY_COLUMNS == [
+        "model", "dataset", "run", "iteration", "density", "layer", "layer_index",
+        "layer_kind", "metric", "value", "note", "layer_b",
+    ]  # fmt: skip
+    assert len(table) == 2 * 2 * 3
+    # sorted by metric, run, iteration, then forward layer order
+    assert list(table["layer"][:3]) == ["conv1", "pool1", "out"]
+    assert list(table["layer_index"][:3]) == [0, 2, 11]
+    assert list(table["layer_kind"][:3]) == ["conv", "pool", "out"]
+    assert list(zip(table["run"], table["iteration"], strict=True))[::3] == [
+        (1, 1), (1, 2), (2, 1), (2, 2),
+    ]  # fmt: skip
+    assert (table["layer"] == table["layer_b"]).all()
+    assert set(table["model"]) == {MODEL}
+    assert set(table["dataset"]) == {DATASET}
+    row = table[(table.run == 1) & (table.iteration == 2) & (table.layer == "out")].iloc[0]
+    assert row.density == 0.8**2  # exactly, as recorded in metrics.json
+    assert row.value == round(1 - 0.2 - 0.01, 6)
+    assert math.isnan(row.note)
+    pd.testing.assert_frame_equal(
+        out["similarity"].reset_index(drop=True), table, check_dtype=False
+    )
+
+
+def test_degenerate_value_is_an_explained_gap(study):
+    root, sims, networks = study
+    tables, _ = build(root, sims, networks)
+    lines = (tables / "similarity.csv").read_text().splitlines()
+    gap = [line for line in lines if "constant" in line]
+    assert gap == [
+        f"{MODEL},{DATASET},2,2,0.6400000000000001,pool1,2,pool,cka,,layer_a is constant,pool1"
+    ]
+
+
+def test_non_finite_value_becomes_a_gap_with_a_note(tmp_path):
+    networks = [
+        write_network(tmp_path, None, 0, 0.9, 1.0),
+        write_network(tmp_path, 1, 1, 0.8, 0.8),
+    ]
+    sims = [write_similarity(tmp_path, "svcca", 1, 1, "conv1", "conv1", float("nan"))]
+    _, out = build(tmp_path, sims, networks)
+    row = out["similarity"].iloc[0]
+    assert math.isnan(row.value)
+    assert row.note == "value is not finite (nan)"
+
+
+def test_missing_network_leaves_density_empty_with_note(tmp_path):
+    networks = [write_network(tmp_path, None, 0, 0.9, 1.0)]
+    sims = [write_similarity(tmp_path, "cka", 3, 1, "out", "out", 0.5)]
+    _, out = build(tmp_path, sims, networks)
+    row = out["similarity"].iloc[0]
+    assert math.isnan(row.density)
+    assert row.value == 0.5
+    assert "no metrics.json for run 3 iteration 1" in row.note
+
+
+def test_confidence_interval_columns_only_when_recorded(tmp_path):
+    networks = [write_network(tmp_path, 1, 1, 0.8, 0.8)]
+    sims = [
+        write_similarity(tmp_path, "cka", 1, 1, "conv1", "conv1", 0.5, ci_low=0.4, ci_high=0.6),
+        write_similarity(tmp_path, "cka", 1, 1, "out", "out", 0.7),
+    ]
+    tables, out = build(tmp_path, sims, networks)
+    assert list(out["similarity"].columns) == [*SIMILARITY_COLUMNS, "ci_low", "ci_high"]
+    text = (tables / "similarity.csv").read_text().splitlines()
+    assert text[1].endswith(",0.5,,conv1,0.4,0.6")
+    assert text[2].endswith(",0.7,,out,,")
+    _, plain = build(tmp_path, sims[1:], networks)
+    assert list(plain["similarity"].columns) == SIMILARITY_COLUMNS
+
+
+def test_cross_layer_pairs_keep_layer_b_in_forward_order(tmp_path):
+    networks = [write_network(tmp_path, 1, 1, 0.8, 0.8)]
+    sims = [
+        write_similarity(tmp_path, "cka", 1, 1, "conv1", b, 0.5) for b in ("out", "conv2", "conv1")
+    ]
+    _, out = build(tmp_path, sims, networks)
+    assert list(out["similarity"]["layer_b"]) == ["conv1", "conv2", "out"]
+    assert set(out["similarity"]["layer"]) == {"conv1"}
+
+
+def test_accuracy_table_exact(study):
+    root, sims, networks = study
+    tables, _ = build(root, sims, networks)
+    assert ACCURACY_COLUMNS == ["model", "dataset", "run", "iteration", "density", "test_accuracy"]
+    expected = [
+        "model,dataset,run,iteration,density,test_accuracy",
+        f"{MODEL},{DATASET},,0,1.0,0.9",
+        f"{MODEL},{DATASET},1,1,0.8,{0.9 - 0.01 - 0.001!r}",
+        f"{MODEL},{DATASET},1,2,{0.8**2!r},{0.9 - 0.02 - 0.001!r}",
+        f"{MODEL},{DATASET},2,1,0.8,{0.9 - 0.01 - 0.002!r}",
+        f"{MODEL},{DATASET},2,2,{0.8**2!r},{0.9 - 0.02 - 0.002!r}",
+    ]
+    assert (tables / "accuracy.csv").read_text().splitlines() == expected
+
+
+def test_masks_table_from_prunesim_masks(study):
+    root, sims, networks = study
+    rng = np.random.default_rng(0)
+    masks = {
+        (run, k): {"conv1.weight": rng.random((4, 3)) < 0.8**k, "fc.weight": rng.random(5) < 0.5}
+        for run in (1, 2, 3)
+        for k in (1, 2)
+    }
+    tables, out = build(root, sims, networks, mask_overlap_table(masks, EXPERIMENT))
+    table = pd.read_csv(tables / "masks.csv")
+    assert list(table.columns) == MASK_TABLE_COLUMNS
+    # 2 iterations x 3 run pairs x (2 layers + all)
+    assert len(table) == 2 * 3 * 3
+    assert list(table["layer"][:3]) == ["conv1.weight"] * 3
+    assert list(table["layer"][-3:]) == ["all"] * 3
+    assert table["jaccard"].between(0, 1).all()
+    assert (table["run_a"] < table["run_b"]).all()
+
+
+def test_no_masks_gives_header_only(study):
+    root, sims, networks = study
+    tables, _ = build(root, sims, networks, None)
+    assert (tables / "masks.csv").read_text() == ",".join(MASK_TABLE_COLUMNS) + "\n"
+
+
+def test_same_inputs_in_any_order_give_identical_bytes(study, tmp_path):
+    root, sims, networks = study
+    first, _ = build(root, sims, networks)
+    snapshot = {p.name: p.read_bytes() for p in first.iterdir()}
+    shuffled_sims, shuffled_nets = sims[:], networks[:]
+    random.Random(1).shuffle(shuffled_sims)
+    random.Random(2).shuffle(shuffled_nets)
+    for p in first.iterdir():
+        p.unlink()
+    again, _ = build(root, shuffled_sims, shuffled_nets)
+    assert {p.name: p.read_bytes() for p in again.iterdir()} == snapshot
+
+
+def test_writes_leave_no_partial_files(study):
+    root, sims, networks = study
+    tables, _ = build(root, sims, networks)
+    assert sorted(p.name for p in tables.iterdir()) == [
+        "accuracy.csv", "masks.csv", "similarity.csv",
+    ]  # fmt: skip
+
+
+def test_failed_build_leaves_no_tables(study):
+    root, sims, networks = study
+    (root / "bad.json").write_text("{ truncated")
+    with pytest.raises(CorruptFileError, match="bad.json"):
+        build(root, [*sims, root / "bad.json"], networks)
+    assert not (root / "tables").exists() or not any((root / "tables").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("{ truncated", "is not valid JSON"),
+        ("[1, 2]", "not an object"),
+        ('{"run": 1}', "lacks the key"),
+    ],
+)
+def test_corrupt_similarity_file_names_the_file(tmp_path, content, match):
+    bad = tmp_path / "similarity.json"
+    bad.write_text(content)
+    with pytest.raises(CorruptFileError, match=match) as info:
+        build(tmp_path, [bad], [])
+    assert str(bad) in str(info.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CorruptFileError, match="does not exist"):
+        build(tmp_path, [tmp_path / "nope.json"], [])
+
+
+def test_unknown_layer_is_refused(tmp_path):
+    sims = [write_similarity(tmp_path, "cka", 1, 1, "layer1_add", "layer1_add", 0.5)]
+    with pytest.raises(PrunesimError, match="not a compared layer of vgg_svhn"):
+        build(tmp_path, sims, [])
+
+
+def test_duplicate_job_output_is_refused(tmp_path):
+    a = write_similarity(tmp_path, "cka", 1, 1, "out", "out", 0.5)
+    b = tmp_path / "copy.json"
+    b.write_text(a.read_text())
+    with pytest.raises(PrunesimError, match="both hold cka"):
+        build(tmp_path, [a, b], [])
+
+
+def test_other_experiment_is_refused(tmp_path):
+    path = write_similarity(tmp_path, "cka", 1, 1, "out", "out", 0.5)
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "experiment": "other"}))
+    with pytest.raises(PrunesimError, match="belongs to experiment 'other'"):
+        build(tmp_path, [path], [])
+
+
+def test_network_of_path():
+    assert network_of_path("results/e/networks/run3/iter12/mask.npz") == (3, 12)
+    with pytest.raises(PrunesimError, match="run<r>/iter<k>"):
+        network_of_path("results/e/networks/dense/mask.npz")
+
+
+def test_import_does_not_load_torch():
+    code = (
+        "import sys, prunesim.tables; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, f"prunesim.tables imported {proc.stdout}{proc.stderr}"

@@ -1,0 +1,372 @@
+"""Training: schedules, masks, snapshots, resume-after-kill, LARS, the dense-network rule."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from prunesim.checkpoint import load_checkpoint, load_network
+from prunesim.data import load_arrays, prepare_dataset
+from prunesim.errors import ConfigError
+from prunesim.lars import LARS
+from prunesim.models import build_model
+from prunesim.training import (
+    DEFAULT_TRAIN_SETTINGS,
+    PAPER_TRAIN_SETTINGS,
+    evaluate,
+    final_learning_rate,
+    learning_rate,
+    prunable_weight_names,
+    resolve_settings,
+    train,
+    train_dense_network,
+)
+
+# Small and fast: ResNet_fast at width 1/8 trains at ~2,500 images/s on 2 cores.
+FAST = {
+    "epochs": 3,
+    "batch_size": 64,
+    "optimizer": "sgd",
+    "nesterov": True,
+    "schedule": {"kind": "piecewise_linear", "epochs": [0, 1, 3], "values": [0.0, 0.4, 0.0]},
+    "augment": {"crop": 2, "flip": False},
+    "eval_batch_size": 500,
+}
+
+
+@pytest.fixture(scope="module")
+def digits_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("digits") / "arrays.npz"
+    prepare_dataset({"source": "digits"}, path, path.with_name("probe.npy"), 100, 0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits(digits_path):
+    return load_arrays(digits_path)
+
+
+@pytest.fixture(scope="module")
+def small_path(tmp_path_factory):
+    """400 training images: enough to test mechanics in a fraction of a second per epoch."""
+    path = tmp_path_factory.mktemp("small") / "arrays.npz"
+    spec = {"source": "digits", "train_subset": 400, "test_subset": 150}
+    prepare_dataset(spec, path, path.with_name("probe.npy"), 100, 0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small(small_path):
+    return load_arrays(small_path)
+
+
+def fresh(name="resnet_fast", width=0.125, seed=0):
+    torch.manual_seed(seed)
+    return build_model(name, width)
+
+
+def same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def test_step_schedule_matches_multisteplr():
+    s = DEFAULT_TRAIN_SETTINGS
+    expected = {0: 0.1, 79: 0.1, 79.99: 0.1, 80: 0.01, 119: 0.01, 120: 0.001, 159: 0.001}
+    for epoch, lr in expected.items():
+        assert learning_rate(s, epoch) == pytest.approx(lr), epoch
+    svhn = PAPER_TRAIN_SETTINGS["vgg_svhn"]
+    assert [round(learning_rate(svhn, e), 6) for e in (0, 6, 7, 11, 12, 14)] == [
+        0.1, 0.1, 0.01, 0.01, 0.001, 0.001,
+    ]  # fmt: skip
+    # torch's own MultiStepLR gives the same per-epoch values
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[80, 120], gamma=0.1)
+    for epoch in range(160):
+        assert learning_rate(s, epoch) == pytest.approx(opt.param_groups[0]["lr"]), epoch
+        opt.step()
+        sched.step()
+
+
+def test_piecewise_linear_schedule_of_resnet_fast():
+    s = PAPER_TRAIN_SETTINGS["resnet_fast"]
+    expected = {0: 0.0, 2.5: 0.2, 5: 0.4, 14.5: 0.2, 24: 0.0}
+    for epoch, lr in expected.items():
+        assert learning_rate(s, epoch) == pytest.approx(lr), epoch
+    assert final_learning_rate(s, steps_per_epoch=98) == pytest.approx(0.4 / 19 / 98)
+    assert final_learning_rate(DEFAULT_TRAIN_SETTINGS) == pytest.approx(0.001)
+    assert learning_rate({"schedule": {"kind": "constant"}, "lr": 0.05}, 100) == 0.05
+
+
+def test_lr_seen_by_training_follows_schedule_start_epoch_and_constant_lr(small):
+    lines = []
+    train(
+        fresh(), small, {**FAST, "epochs": 4}, seed=0, device="cpu", start_epoch=2, log=lines.append
+    )
+    # lr of the last step of epochs 2 and 3 (0-based): interpolated per iteration
+    steps = 7  # ceil(400 / 64)
+    lrs = [float(line.split(" lr ")[1].split()[0]) for line in lines]
+    sched = {**FAST, "epochs": 4}
+    assert lrs == pytest.approx(
+        [learning_rate(sched, e + (steps - 1) / steps) for e in (2, 3)], rel=1e-4
+    )
+    lines.clear()
+    train(
+        fresh(),
+        small,
+        FAST,
+        seed=0,
+        device="cpu",
+        end_epoch=2,
+        constant_lr=0.0123,
+        log=lines.append,
+    )
+    assert all(" lr 0.0123 " in line for line in lines)
+    assert len(lines) == 2
+
+
+def test_settings_validation():
+    with pytest.raises(ConfigError, match="unknown training settings"):
+        resolve_settings({"epochz": 3})
+    with pytest.raises(ConfigError, match="optimizer"):
+        resolve_settings({"optimizer": "adam"})
+    with pytest.raises(ConfigError, match="milestones"):
+        resolve_settings({"schedule": {"kind": "step", "milestones": [120, 80]}})
+    with pytest.raises(ConfigError, match="piecewise_linear"):
+        resolve_settings(
+            {"schedule": {"kind": "piecewise_linear", "epochs": [0, 5], "values": [1]}}
+        )
+    with pytest.raises(ConfigError, match="schedule"):
+        resolve_settings({"schedule": {"kind": "cosine"}})
+    with pytest.raises(ConfigError, match="batch_size"):
+        resolve_settings({"batch_size": 0})
+    for preset in PAPER_TRAIN_SETTINGS.values():
+        resolve_settings(preset)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_training_on_digits_learns(digits):
+    model = fresh()
+    assert evaluate(model, digits["x_test"], digits["y_test"], digits["mean"], digits["std"]) < 0.3
+    result = train(model, digits, FAST, seed=0, device="cpu")
+    assert result["test_accuracy"] > 0.85  # chance is 0.1
+    assert result["epochs"] == 3
+    assert len(result["history"]) == 3
+    assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
+    acc = evaluate(model, digits["x_test"], digits["y_test"], digits["mean"], digits["std"], "cpu")
+    assert acc == pytest.approx(result["test_accuracy"])
+
+
+def test_lars_trains_and_matches_its_formula(digits):
+    torch.manual_seed(0)
+    w = torch.randn(4, 3, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    w0, b0 = w.detach().clone(), b.detach().clone()
+    opt = LARS([w, b], lr=0.5, momentum=0.9, weight_decay=0.01, eta=0.002)
+    (w.sum() * 2 + (b**2).sum()).backward()
+    g_w, g_b = w.grad.clone(), b.grad.clone()
+    opt.step()
+    trust = 0.002 * w0.norm() / (g_w.norm() + 0.01 * w0.norm() + 1e-8)
+    torch.testing.assert_close(w.detach(), w0 - 0.5 * trust * (g_w + 0.01 * w0))
+    torch.testing.assert_close(b.detach(), b0 - 0.5 * (g_b + 0.01 * b0))  # 1-d: plain SGD
+    row = LARS([torch.nn.Parameter(w0.clone())], lr=0.1, granularity="row")
+    row.param_groups[0]["params"][0].grad = g_w.clone()
+    row.step()
+    trust_rows = 1e-3 * w0.norm(dim=1) / (g_w.norm(dim=1) + 1e-8)
+    torch.testing.assert_close(
+        row.param_groups[0]["params"][0].detach(), w0 - 0.1 * trust_rows[:, None] * g_w
+    )
+    settings = {**FAST, "optimizer": "lars", "lars": {"eta": 0.01}}
+    result = train(fresh(), digits, settings, seed=0, device="cpu")
+    assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
+    assert result["test_accuracy"] > 0.5
+
+
+def test_masks_hold_after_every_step(small):
+    model = fresh()
+    g = torch.Generator().manual_seed(1)
+    names = prunable_weight_names(model)
+    params = dict(model.named_parameters())
+    masks = {n: torch.rand(params[n].shape, generator=g) > 0.5 for n in names}
+    before = {n: params[n].detach().clone() for n in names}
+    settings = {**FAST, "epochs": 2, "weight_decay": 5e-3, "grad_clip": 1.0, "label_smoothing": 0.1}
+    train(model, small, settings, seed=0, device="cpu", masks=masks)
+    for n in names:
+        p = params[n].detach()
+        assert (p[~masks[n]] == 0).all(), n
+        assert not torch.equal(p[masks[n]], before[n][masks[n]]), n  # alive weights trained
+    with pytest.raises(ConfigError, match="matches no parameter"):
+        train(fresh(), small, FAST, seed=0, device="cpu", masks={"nope.weight": masks[names[0]]})
+
+
+def test_same_seed_same_weights_other_seed_other_weights(small):
+    settings = {**FAST, "epochs": 1}
+    a, b, c = fresh(), fresh(), fresh()
+    train(a, small, settings, seed=5, device="cpu")
+    train(b, small, settings, seed=5, device="cpu")
+    train(c, small, settings, seed=6, device="cpu")
+    assert same_weights(a, b)
+    assert not same_weights(a, c)
+
+
+def test_snapshots_hold_the_state_at_the_start_of_their_epoch(small, tmp_path):
+    model = fresh()
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    snaps = {0: tmp_path / "s0.pt", 1: tmp_path / "s1.pt", 3: tmp_path / "s3.pt"}
+    train(model, small, FAST, seed=0, device="cpu", snapshots=snaps)
+    s0 = load_checkpoint(snaps[0])
+    assert all(torch.equal(s0["state_dict"][k], initial[k]) for k in initial)
+    assert s0["meta"]["epoch"] == 0
+    final, _, meta = load_network(snaps[3])
+    assert same_weights(final, model)
+    assert meta["model"] == "resnet_fast"
+    # epoch 1's snapshot = the state after one epoch of the same run
+    one = fresh()
+    train(one, small, FAST, seed=0, device="cpu", end_epoch=1)
+    s1, _, _ = load_network(snaps[1])
+    assert same_weights(s1, one)
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after(epoch):
+    def log(line):
+        if line.startswith(f"epoch {epoch}/"):
+            raise Killed(line)
+
+    return log
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lars"])
+def test_resume_after_kill_gives_identical_weights(small, tmp_path, optimizer):
+    settings = {**FAST, "optimizer": optimizer, "eval_every": 2}
+    reference = fresh()
+    ref_result = train(reference, small, settings, seed=3, device="cpu")
+
+    resume = tmp_path / "resume.pt"
+    model = fresh()
+    with pytest.raises(Killed):
+        train(model, small, settings, seed=3, device="cpu", resume_path=resume, log=kill_after(2))
+    assert resume.exists()
+    lines = []
+    resumed = fresh(seed=99)  # whatever the job rebuilds: the checkpoint overrides it
+    result = train(
+        resumed, small, settings, seed=3, device="cpu", resume_path=resume, log=lines.append
+    )
+    assert lines[0].startswith("resumed from")
+    assert [line.split()[1] for line in lines[1:]] == ["3/3"]  # only the missing epoch ran
+    assert same_weights(resumed, reference)
+    assert result["history"] == [
+        {**h, "images_per_second": r["images_per_second"], "seconds": r["seconds"]}
+        for h, r in zip(ref_result["history"], result["history"], strict=True)
+    ]
+    assert result["test_accuracy"] == ref_result["test_accuracy"]
+    assert not resume.exists()
+
+
+def test_resume_checkpoint_from_other_settings_is_ignored(small, tmp_path):
+    resume = tmp_path / "resume.pt"
+    with pytest.raises(Killed):
+        train(fresh(), small, FAST, seed=0, device="cpu", resume_path=resume, log=kill_after(1))
+    other = {**FAST, "weight_decay": 1e-3}
+    lines = []
+    model = fresh()
+    train(model, small, other, seed=0, device="cpu", resume_path=resume, log=lines.append)
+    assert not any(line.startswith("resumed") for line in lines)
+    reference = fresh()
+    train(reference, small, other, seed=0, device="cpu")
+    assert same_weights(model, reference)
+
+
+def test_empty_epoch_range_only_evaluates(small):
+    model = fresh()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(model, small, FAST, seed=0, device="cpu", start_epoch=3)
+    assert result["epochs"] == 0
+    assert 0 <= result["test_accuracy"] <= 1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ConfigError, match="start_epoch"):
+        train(model, small, FAST, seed=0, device="cpu", start_epoch=4)
+
+
+def test_evaluate_restores_mode_and_matches_manual(small):
+    model = fresh().train()
+    acc = evaluate(model, small["x_test"], small["y_test"], small["mean"], small["std"], "cpu", 33)
+    assert model.training
+    model.eval()
+    x = (
+        torch.from_numpy(small["x_test"]).permute(0, 3, 1, 2).float() / 255
+        - torch.from_numpy(small["mean"]).view(1, 3, 1, 1)
+    ) / torch.from_numpy(small["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        manual = (model(x).argmax(1).numpy() == small["y_test"]).mean()
+    assert acc == pytest.approx(manual)
+
+
+# ----------------------------------------------------------------------------- dense rule
+
+
+def test_train_dense_network_writes_the_contract(small_path, tmp_path):
+    out = tmp_path / "results" / "exp" / "networks" / "dense"
+    metrics = train_dense_network(
+        small_path, "exp", "resnet_fast", 0.125, {**FAST, "epochs": 2},
+        out / "model.pt", out / "metrics.json", 1, out / "rewind.pt",
+        seed=0, threads=2, resume_path=out / "resume.pt", device="cpu",
+    )  # fmt: skip
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == metrics
+    assert set(on_disk) >= {
+        "experiment", "model", "dataset", "run", "iteration", "test_accuracy", "density",
+        "prunable_weights", "alive_weights", "density_per_layer", "prune_output_layer",
+        "scope", "retrain", "seed",
+    }  # fmt: skip
+    assert on_disk["dataset"] == small_path.parent.name
+    assert on_disk["run"] is None
+    assert on_disk["iteration"] == 0
+    assert on_disk["density"] == 1.0
+    assert 0 <= on_disk["test_accuracy"] <= 1  # learning is tested on the full digits set
+    model, masks, meta = load_network(out / "model.pt")
+    assert masks == {}
+    for key in ("model", "width", "num_classes", "experiment", "run", "iteration",
+                "test_accuracy", "density", "prune_output_layer", "seed"):  # fmt: skip
+        assert key in meta, key
+    assert meta["test_accuracy"] == on_disk["test_accuracy"]
+    # output layer excluded from the prunable weights by default
+    assert "fc.weight" not in on_disk["density_per_layer"]
+    assert on_disk["prunable_weights"] == sum(
+        p.numel() for n, p in model.named_parameters() if n in on_disk["density_per_layer"]
+    )
+    rewind, _, rmeta = load_network(out / "rewind.pt")
+    assert rmeta["epoch"] == 1
+    assert rmeta["rewind_epoch"] == 1
+    assert not same_weights(rewind, model)
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt", "rewind.pt"]
+    # a rerun with the same seed gives the same network
+    again = tmp_path / "again"
+    train_dense_network(
+        small_path, "exp", "resnet_fast", 0.125, {**FAST, "epochs": 2},
+        again / "model.pt", again / "metrics.json", 1, again / "rewind.pt",
+        seed=0, threads=2, resume_path=None, device="cpu", prune_output_layer=True,
+    )  # fmt: skip
+    model2, _, _ = load_network(again / "model.pt")
+    assert same_weights(model, model2)
+    assert "fc.weight" in json.loads((again / "metrics.json").read_text())["density_per_layer"]
+
+
+def test_train_dense_network_bad_rewind_epoch(small_path, tmp_path):
+    with pytest.raises(ConfigError, match="rewind_epoch"):
+        train_dense_network(
+            small_path, "exp", "vgg_svhn", 0.125, {**FAST, "epochs": 2}, tmp_path / "m.pt",
+            tmp_path / "m.json", 5, tmp_path / "r.pt", seed=0, threads=1, resume_path=None,
+        )  # fmt: skip
+    assert not np.any([p.exists() for p in (tmp_path / "m.pt", tmp_path / "r.pt")])
