@@ -62,3 +62,31 @@ def test_bad_config_names_key_and_allowed_values(edit, message):
     edit(config)
     with pytest.raises(ConfigError, match=message):
         validate_config(copy.deepcopy(config))
+
+
+def _minimal_config() -> dict:
+    return {
+        "datasets": {"digits": {"source": "digits"}},
+        "experiments": {"e": {"model": "vgg_svhn", "dataset": "digits"}},
+        "metrics": {name: {} for name in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"]},
+    }
+
+
+def test_schema_defaults_equal_the_libraries_defaults():
+    """One source of truth: an omitted key means the same in the config and in the code."""
+    from prunesim.metrics import DEFAULT_SETTINGS
+    from prunesim.pruning import DEFAULT_PRUNE_SETTINGS
+    from prunesim.training import DEFAULT_TRAIN_SETTINGS
+
+    config = validate_config(_minimal_config())
+    assert config["metrics"] == {name: DEFAULT_SETTINGS[name] for name in config["metrics"]}
+    experiment = config["experiments"]["e"]
+    assert experiment["train"] == DEFAULT_TRAIN_SETTINGS
+    assert experiment["prune"] == DEFAULT_PRUNE_SETTINGS
+
+
+def test_unknown_metric_setting_is_named():
+    config = _minimal_config()
+    config["metrics"]["svcca"]["kep"] = 0.9
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'kep' under 'metrics/svcca'"):
+        validate_config(config)

@@ -31,10 +31,14 @@ def _validator_with_defaults(schema: dict):
     from jsonschema import Draft202012Validator, validators
 
     base_properties = Draft202012Validator.VALIDATORS["properties"]
+    root = schema
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, subschema in properties.items():
+                ref = subschema.get("$ref", "")
+                if "default" not in subschema and ref.startswith("#/$defs/"):
+                    subschema = root["$defs"][ref.rsplit("/", 1)[-1]]
                 if "default" in subschema and name not in instance:
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from base_properties(validator, properties, instance, schema)
@@ -47,7 +51,17 @@ def _key_path(error) -> str:
     return "/".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
-def _explain(error) -> str:
+def _declared_keys(schema: dict, root: dict) -> set[str]:
+    """Property names a (sub)schema declares, following allOf/$ref into ``root``'s $defs."""
+    keys = set(schema.get("properties", {}))
+    for part in schema.get("allOf", []):
+        ref = part.get("$ref", "")
+        target = root["$defs"][ref.rsplit("/", 1)[-1]] if ref.startswith("#/$defs/") else part
+        keys |= _declared_keys(target, root)
+    return keys
+
+
+def _explain(error, root: dict) -> str:
     """One sentence per schema violation: where, what, and what is allowed."""
     where = _key_path(error)
     kind = error.validator
@@ -56,6 +70,13 @@ def _explain(error) -> str:
         extra = sorted(set(error.instance) - set(allowed))
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
         return f"unknown key(s) {', '.join(map(repr, extra))} under '{where}'{hint}"
+    if kind == "unevaluatedProperties":
+        allowed = sorted(_declared_keys(error.schema, root))
+        extra = sorted(set(error.instance) - set(allowed))
+        return (
+            f"unknown key(s) {', '.join(map(repr, extra))} under '{where}'; "
+            f"allowed keys: {', '.join(allowed)}"
+        )
     if kind == "enum":
         return (
             f"'{where}' is {error.instance!r}; allowed values: "
@@ -77,7 +98,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     validator = _validator_with_defaults(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = "\n  - ".join(_explain(e) for e in errors[:10])
+        lines = "\n  - ".join(_explain(e, schema) for e in errors[:10])
         raise ConfigError(
             f"invalid configuration:\n  - {lines}\n"
             f"Fix these keys in your config file (schema: workflow/schemas/config.schema.yaml)."
