@@ -46,8 +46,12 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
         "density",
         "test_accuracy",
     ]
-    # 2 runs x 2 iterations x (3 layers x 5 metrics + cosine on the output layer)
-    assert len(similarity) == 2 * 2 * (3 * 5 + 1)
+    # 2 runs x 2 iterations x (3 layers x 5 metrics + cosine on the output layer), plus the
+    # 6 off-diagonal CKA pairs of the cross-layer heatmap at iteration 2 of each run
+    assert len(similarity) == 2 * 2 * (3 * 5 + 1) + 2 * 6
+    cross = similarity[similarity.layer != similarity.layer_b]
+    assert set(cross.metric) == {"cka"}
+    assert set(cross.iteration) == {2}
     assert similarity["value"].between(0, 1).all()
     assert set(similarity["metric"]) == {"mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"}
     assert set(similarity.loc[similarity.metric == "cosine", "layer"]) == {"out"}
@@ -61,9 +65,11 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     for _, row in pruned.iterrows():
         assert row.density == pytest.approx(0.8**row.iteration, abs=2e-3)
     figures = tiny_workflow / "results" / "tiny" / "figures"
-    for name in ["accuracy", "output_similarity", "mask_overlap"] + [
-        f"similarity_{m}" for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"]
-    ]:
+    for name in (
+        ["accuracy", "output_similarity", "mask_overlap"]
+        + [f"similarity_{m}" for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"]]
+        + ["cross_layer_cka"]
+    ):
         svg = figures / f"{name}.svg"
         assert svg.exists(), name
         assert svg.stat().st_size > 1000, name

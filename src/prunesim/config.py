@@ -131,6 +131,14 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 f"length (got {len(schedule['epochs'])} and {len(schedule['values'])})"
             )
         prune = experiment["prune"]
+        cross = experiment.get("cross_layer") or {"metrics": [], "iterations": []}
+        missing = sorted(set(cross["metrics"]) - set(config["metrics"]))
+        late = sorted(i for i in cross["iterations"] if i > prune["iterations"])
+        if missing or late:
+            raise ConfigError(
+                f"experiments/{name}/cross_layer: metrics {missing} are not under 'metrics' "
+                f"and/or iterations {late} exceed prune/iterations ({prune['iterations']})"
+            )
         if prune["retrain"] == "wr" and prune["rewind_epoch"] >= experiment["train"]["epochs"]:
             raise ConfigError(
                 f"experiments/{name}/prune/rewind_epoch ({prune['rewind_epoch']}) must be below "

@@ -77,3 +77,30 @@ rule plot:
         metrics=METRICS,
     script:
         "../scripts/plot.py"
+
+
+rule plot_cross_layer:
+    input:
+        similarity=rules.aggregate.output.similarity,
+    output:
+        heatmap=report(
+            "results/{experiment}/figures/cross_layer_{metric}.svg",
+            caption="../report/cross_layer.rst",
+            category="Similarity",
+            subcategory="cross-layer",
+            labels={"experiment": "{experiment}", "metric": "{metric}"},
+        ),
+    log:
+        "logs/plot_cross_layer/{experiment}_{metric}.log",
+    benchmark:
+        "benchmarks/plot_cross_layer/{experiment}_{metric}.tsv"
+    conda:
+        "../../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        iteration=get_cross_layer_iteration,
+    script:
+        "../scripts/plot_cross_layer.py"

@@ -69,19 +69,38 @@ def runs_and_iterations(experiment):
     ]
 
 
-def layer_pairs(experiment, metric):
-    """(pruned layer, dense layer) pairs compared by a metric: same layer; cosine: outputs only."""
-    layers = selected_layers(EXPERIMENTS[experiment])
-    return [
-        (name, name) for name, kind in layers if metric != "cosine" or kind == "out"
+def cross_layer_metrics(experiment):
+    return (EXPERIMENTS[experiment]["cross_layer"] or {}).get("metrics", [])
+
+
+def layer_pairs(experiment, metric, iteration):
+    """(pruned layer, dense layer) pairs a metric compares at an IMP iteration.
+
+    The same layer on both sides (cosine: output layers only); every pair of layers where
+    the experiment asks for a cross-layer heatmap.
+    """
+    spec = EXPERIMENTS[experiment]
+    names = [
+        name
+        for name, kind in selected_layers(spec)
+        if metric != "cosine" or kind == "out"
     ]
+    cross = spec["cross_layer"]
+    if cross and metric in cross["metrics"] and iteration in cross["iterations"]:
+        return [(a, b) for a in names for b in names]
+    return [(name, name) for name in names]
+
+
+def get_cross_layer_iteration(wildcards):
+    """The last IMP iteration with cross-layer pairs: the heatmap shows it."""
+    return max(EXPERIMENTS[wildcards.experiment]["cross_layer"]["iterations"])
 
 
 def similarity_outputs(experiment, metric):
     return [
         f"results/{experiment}/similarity/{metric}/run{run}/iter{iteration}/{a}__{b}.json"
         for run, iteration in runs_and_iterations(experiment)
-        for a, b in layer_pairs(experiment, metric)
+        for a, b in layer_pairs(experiment, metric, iteration)
     ]
 
 
@@ -125,5 +144,9 @@ def get_final_outputs():
         ]
         outputs += [
             f"results/{experiment}/figures/{name}.svg" for name in figure_names()
+        ]
+        outputs += [
+            f"results/{experiment}/figures/cross_layer_{metric}.svg"
+            for metric in cross_layer_metrics(experiment)
         ]
     return outputs

@@ -21,7 +21,7 @@ _CHUNK_BYTES = 1 << 25  # float64 working block per chunk (32 MiB): big enough f
 
 def chunk_rows(p: int) -> int:
     """Rows per chunk so that a float64 (rows, p) block stays near 32 MiB."""
-    return max(256, _CHUNK_BYTES // (8 * max(p, 1)))
+    return max(16, _CHUNK_BYTES // (8 * max(p, 1)))
 
 
 @dataclass
