@@ -69,6 +69,24 @@ def _read_json(path: str | os.PathLike, required: Iterable[str], what: str) -> d
     return record
 
 
+def _similarity_records(paths: Iterable[str | os.PathLike]):
+    """(path, record) of every similarity result.
+
+    A file holds one record (one job per layer pair) or ``{"records": [...]}`` (one job per
+    network, the scale-out mode ``similarity_jobs: network``).
+    """
+    for path in paths:
+        record = _read_json(path, (), "similarity file")
+        for rec in record.get("records", [record]):
+            missing = [key for key in _SIMILARITY_KEYS if key not in rec]
+            if missing:
+                raise CorruptFileError(
+                    f"similarity file {path} lacks the key(s) {', '.join(missing)}; it was "
+                    "written by an incompatible version: delete it and rerun the workflow."
+                )
+            yield path, rec
+
+
 def _finite_or_none(x) -> float | None:
     if x is None:
         return None
@@ -138,8 +156,7 @@ def similarity_table(
         for rec in network_metrics
     }
     rows, seen, has_ci = [], {}, False
-    for path in similarity_paths:
-        rec = _read_json(path, _SIMILARITY_KEYS, "similarity file")
+    for path, rec in _similarity_records(similarity_paths):
         if experiment is not None and rec.get("experiment") not in (None, experiment):
             raise PrunesimError(
                 f"similarity file {path} belongs to experiment {rec['experiment']!r}, not "

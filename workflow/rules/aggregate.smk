@@ -8,7 +8,12 @@ rule aggregate:
         masks=get_masks,
     output:
         similarity="results/{experiment}/tables/similarity.csv",
-        accuracy="results/{experiment}/tables/accuracy.csv",
+        accuracy=report(
+            "results/{experiment}/tables/accuracy.csv",
+            caption="../report/accuracy_table.rst",
+            category="Accuracy",
+            subcategory="tables",
+        ),
         masks="results/{experiment}/tables/masks.csv",
     log:
         "logs/aggregate/{experiment}.log",

@@ -12,6 +12,10 @@ validate_config(config)
 
 EXPERIMENTS = config["experiments"]
 METRICS = list(config["metrics"])
+# One similarity job per layer pair, or per network (all its pairs) for the full study.
+SIMILARITY_JOB = (
+    "{layer_a}__{layer_b}" if config["similarity_jobs"] == "pair" else "all_layers"
+)
 
 
 wildcard_constraints:
@@ -96,9 +100,27 @@ def get_cross_layer_iteration(wildcards):
     return max(EXPERIMENTS[wildcards.experiment]["cross_layer"]["iterations"])
 
 
+def get_layer_pairs(metric):
+    """Params function: the [pruned layer, dense layer] pairs one similarity job computes."""
+
+    def pairs(wildcards):
+        if "layer_a" in wildcards.keys():
+            return [[wildcards.layer_a, wildcards.layer_b]]
+        iteration = int(wildcards.iteration)
+        return [list(p) for p in layer_pairs(wildcards.experiment, metric, iteration)]
+
+    return pairs
+
+
 def similarity_outputs(experiment, metric):
+    root = f"results/{experiment}/similarity/{metric}"
+    if config["similarity_jobs"] == "network":
+        return [
+            f"{root}/run{run}/iter{iteration}/all_layers.json"
+            for run, iteration in runs_and_iterations(experiment)
+        ]
     return [
-        f"results/{experiment}/similarity/{metric}/run{run}/iter{iteration}/{a}__{b}.json"
+        f"{root}/run{run}/iter{iteration}/{a}__{b}.json"
         for run, iteration in runs_and_iterations(experiment)
         for a, b in layer_pairs(experiment, metric, iteration)
     ]

@@ -1,6 +1,8 @@
 # One rule per metric, generated from the config's metric list: a job compares one layer of
-# a pruned network with its dense counterpart. Each rule sees only its own metric's settings,
-# and declares its implementation module as input, so editing one metric reruns only it.
+# a pruned network with its dense counterpart (`similarity_jobs: network`: all of a network's
+# layer pairs in one job, for the full study's scale). Each rule sees only its own metric's
+# settings and declares its implementation module as input, so editing one metric reruns
+# only that metric.
 
 for metric_name in METRICS:
 
@@ -12,11 +14,11 @@ for metric_name in METRICS:
             dense="results/{experiment}/activations/dense.h5",
             impl=metric_source(metric_name),
         output:
-            f"results/{{experiment}}/similarity/{metric_name}/run{{run}}/iter{{iteration}}/{{layer_a}}__{{layer_b}}.json",
+            f"results/{{experiment}}/similarity/{metric_name}/run{{run}}/iter{{iteration}}/{SIMILARITY_JOB}.json",
         log:
-            f"logs/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{{layer_a}}__{{layer_b}}.log",
+            f"logs/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.log",
         benchmark:
-            f"benchmarks/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{{layer_a}}__{{layer_b}}.tsv"
+            f"benchmarks/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.tsv"
         conda:
             "../../envs/analysis.yaml"
         threads: 1
@@ -25,6 +27,7 @@ for metric_name in METRICS:
             runtime=30,
         params:
             metric=metric_name,
+            pairs=get_layer_pairs(metric_name),
             settings=lookup(dpath=f"metrics/{metric_name}", within=config),
         script:
             "../scripts/similarity.py"

@@ -1,10 +1,12 @@
-"""Similarity of one pruned layer with its dense counterpart under one metric.
+"""Similarity of pruned layers with their dense counterparts under one metric.
 
 Never imports torch: these jobs run tens of thousands of times.
 Inputs: ``pruned``, ``dense`` (activation HDF5 files), ``impl`` (the metric's module,
 declared so that editing it reruns this metric only).
-Outputs: one JSON file (value in [0, 1], or null with a note explaining the gap).
-Params: ``metric`` (name), ``settings`` (that metric's config block only).
+Outputs: one JSON file: a record (value in [0, 1], or null with a note explaining the gap)
+for a single layer pair, or ``{"records": [...]}`` when the job covers a whole network.
+Params: ``metric`` (name), ``settings`` (that metric's config block only), ``pairs``
+([pruned layer, dense layer] pairs).
 """
 
 import sys
@@ -21,30 +23,31 @@ def main(log):
     from prunesim.atomic import write_json
     from prunesim.metrics import similarity_from_hdf5
 
-    wc = snakemake.wildcards
-    result = similarity_from_hdf5(
-        snakemake.params.metric,
-        snakemake.input.pruned,
-        wc.layer_a,
-        snakemake.input.dense,
-        wc.layer_b,
-        dict(snakemake.params.settings),
-    )
+    wc, metric = snakemake.wildcards, snakemake.params.metric
+    settings = dict(snakemake.params.settings)
     with h5py.File(snakemake.input.pruned, "r") as h5:
         model = str(h5.attrs.get("model", ""))
-    record = {
-        "experiment": wc.experiment,
-        "model": model,
-        "run": int(wc.run),
-        "iteration": int(wc.iteration),
-        "metric": snakemake.params.metric,
-        "layer_a": wc.layer_a,
-        "layer_b": wc.layer_b,
-        "settings": dict(snakemake.params.settings),
-        **result,
-    }
-    log.info("%s(%s, %s) = %s", record["metric"], wc.layer_a, wc.layer_b, record["value"])
-    write_json(snakemake.output[0], record)
+    records = []
+    for layer_a, layer_b in snakemake.params.pairs:
+        result = similarity_from_hdf5(
+            metric, snakemake.input.pruned, layer_a, snakemake.input.dense, layer_b, settings
+        )
+        records.append(
+            {
+                "experiment": wc.experiment,
+                "model": model,
+                "run": int(wc.run),
+                "iteration": int(wc.iteration),
+                "metric": metric,
+                "layer_a": layer_a,
+                "layer_b": layer_b,
+                "settings": settings,
+                **result,
+            }
+        )
+        log.info("%s(%s, %s) = %s", metric, layer_a, layer_b, result["value"])
+    single = "layer_a" in wc.keys()  # noqa: SIM118 (Namedlist: keys are the names)
+    write_json(snakemake.output[0], records[0] if single else {"records": records})
 
 
 run_job(snakemake, main)
