@@ -136,13 +136,15 @@ def cifar(args):
         # a compressed version of the 160-epoch step schedule: x0.1 for the last epoch
         "schedule": {"kind": "step", "milestones": [args.epochs - 1], "gamma": 0.1},
     }
+    if args.augment == "crop-flip":
+        settings["augment"] = {"crop": 4, "flip": True, "affine": False, "cutout": 0}
     torch.manual_seed(0)
     model = build_model("vgg16_bn", args.width)
     t0 = time.perf_counter()
     result = train(model, arrays, settings, seed=0, device="cpu", log=print)
     wall = time.perf_counter() - t0
     print(
-        f"\nvgg16_bn width {args.width}: {args.epochs} epochs on {len(arrays['y_train'])} images, "
+        f"\nvgg16_bn width {args.width}, augment {args.augment}: {args.epochs} epochs on {len(arrays['y_train'])} images, "
         f"{args.threads} threads: test accuracy {result['test_accuracy']:.4f}, wall {wall:.0f}s "
         f"({wall / args.epochs:.0f}s/epoch incl. test pass), "
         f"train {result['images_per_second']:.0f} img/s"
@@ -169,6 +171,7 @@ def main():
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--root", default=str(CIFAR_JPEG))
     c.add_argument("--cache", default="/tmp/prunesim-bench/cifar10_jpeg")
+    c.add_argument("--augment", choices=["full", "crop-flip"], default="full")
     args = p.parse_args()
     if args.mode == "cifar":
         cifar(args)

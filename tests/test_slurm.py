@@ -99,11 +99,10 @@ def cluster() -> str:
     nodes = subprocess.run(
         ["sinfo", "-h", "-N", "-o", "%N|%t|%G|%P"], capture_output=True, text=True, timeout=30
     ).stdout
-    usable = [line for line in nodes.splitlines() if line.split("|")[1] in ("idle", "mix")]
-    assert usable, f"no idle SLURM node:\n{nodes}\n{up}"
+    usable = [line for line in nodes.splitlines() if line.split("|")[1] in ("idle", "mix", "alloc")]
+    assert usable, f"no usable SLURM node (drained or down?):\n{nodes}\n{up}"
     assert any("gpu" in line.split("|")[2] for line in usable), (
-        f"profiles/slurm requests GPUs for training, but no node has gres/gpu:\n{nodes}\n"
-        "run `FAKE_GPUS=1 bash scripts/slurm_up.sh` as root"
+        f"profiles/slurm requests GPUs for training, but no node has gres/gpu:\n{nodes}\n{up}"
     )
     # must fail, not skip, when missing: pip install -e ".[workflow]"
     import snakemake_executor_plugin_slurm  # noqa: F401

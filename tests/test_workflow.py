@@ -91,6 +91,25 @@ def test_changing_one_metric_reruns_only_that_metric(tiny_copy, tmp_path):
     assert planned_jobs(tiny_copy, edited) == {}
 
 
+def test_reordering_config_keys_reruns_nothing(tiny_copy, tmp_path):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    reordered = tmp_path / "sorted.yaml"
+    reordered.write_text(yaml.safe_dump(config, sort_keys=True))
+    assert planned_jobs(tiny_copy, reordered) == {}
+
+
+def test_more_iterations_only_adds_iterations(tiny_copy, tmp_path):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"]["tiny"]["prune"]["iterations"] = 3
+    config["experiments"]["tiny"]["cross_layer"] = None
+    edited = tmp_path / "more.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(tiny_copy, edited)
+    assert jobs["imp_iter"] == 2  # iteration 3 of each run, nothing retrained
+    assert jobs["extract_acts"] == 2
+    assert "train_dense" not in jobs
+
+
 def test_changing_training_reruns_everything_downstream(tiny_copy, tmp_path):
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["experiments"]["tiny"]["prune"]["rate"] = 0.3

@@ -24,7 +24,7 @@ rule extract_acts:
         runtime=60,
         gpu=1,
     params:
-        layers=lookup(dpath="experiments/{experiment}/layers", within=config),
+        layers=config_slice("experiments/{experiment}/layers"),
         dtype=config["activation_dtype"],
     script:
         "../scripts/extract_acts.py"

@@ -27,8 +27,8 @@ rule aggregate:
         runtime=30,
     params:
         experiment="{experiment}",
-        model=lookup(dpath="experiments/{experiment}/model", within=config),
-        dataset=lookup(dpath="experiments/{experiment}/dataset", within=config),
+        model=config_slice("experiments/{experiment}/model"),
+        dataset=config_slice("experiments/{experiment}/dataset"),
     script:
         "../scripts/aggregate.py"
 

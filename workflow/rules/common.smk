@@ -29,6 +29,32 @@ wildcard_constraints:
     layer_b=r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*",
 
 
+def _sorted(value):
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def config_slice(dpath, drop=()):
+    """Params: the config below ``dpath`` (may hold wildcards), keys sorted, ``drop`` left out.
+
+    Snakemake compares params by repr, so sorting makes reordering keys in a YAML file
+    rerun nothing, while any changed value still reruns exactly the jobs that read it.
+    """
+
+    def get(wildcards):
+        value = config
+        for key in dpath.format(**wildcards).split("/"):
+            value = value[key]
+        if drop:
+            value = {key: item for key, item in value.items() if key not in drop}
+        return _sorted(value)
+
+    return get
+
+
 def get_dataset(wildcards):
     """Dataset name of the experiment in the wildcards."""
     return EXPERIMENTS[wildcards.experiment]["dataset"]

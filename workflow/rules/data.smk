@@ -16,7 +16,7 @@ rule prepare_data:
         mem_mb=4000,
         runtime=30,
     params:
-        spec=lookup(dpath="datasets/{dataset}", within=config),
+        spec=config_slice("datasets/{dataset}"),
         probe_size=config["probe_size"],
         seed=config["seed"],
     script:

@@ -22,8 +22,9 @@ rule imp_iter:
         runtime=720,
         gpu=1,
     params:
-        train=lookup(dpath="experiments/{experiment}/train", within=config),
-        prune=lookup(dpath="experiments/{experiment}/prune", within=config),
+        train=config_slice("experiments/{experiment}/train"),
+        # the number of iterations is left out: raising it adds iterations, reruns none
+        prune=config_slice("experiments/{experiment}/prune", drop=["iterations"]),
         seed=config["seed"],
         resume="results/{experiment}/networks/run{run}/iter{iteration}/resume.pt",
     script:

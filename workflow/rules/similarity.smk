@@ -28,6 +28,6 @@ for metric_name in METRICS:
         params:
             metric=metric_name,
             pairs=get_layer_pairs(metric_name),
-            settings=lookup(dpath=f"metrics/{metric_name}", within=config),
+            settings=config_slice(f"metrics/{metric_name}"),
         script:
             "../scripts/similarity.py"

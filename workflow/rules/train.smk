@@ -20,14 +20,12 @@ rule train_dense:
         runtime=720,
         gpu=1,
     params:
-        model=lookup(dpath="experiments/{experiment}/model", within=config),
-        width=lookup(dpath="experiments/{experiment}/width", within=config),
-        train=lookup(dpath="experiments/{experiment}/train", within=config),
-        rewind_epoch=lookup(
-            dpath="experiments/{experiment}/prune/rewind_epoch", within=config
-        ),
-        prune_output_layer=lookup(
-            dpath="experiments/{experiment}/prune/prune_output_layer", within=config
+        model=config_slice("experiments/{experiment}/model"),
+        width=config_slice("experiments/{experiment}/width"),
+        train=config_slice("experiments/{experiment}/train"),
+        rewind_epoch=config_slice("experiments/{experiment}/prune/rewind_epoch"),
+        prune_output_layer=config_slice(
+            "experiments/{experiment}/prune/prune_output_layer"
         ),
         seed=config["seed"],
         resume="results/{experiment}/networks/dense/resume.pt",

@@ -1,0 +1,488 @@
+"""Reliability (issue 7): clear errors, atomic and resumable jobs, reproducible tables.
+
+Every test drives the real workflow (``snakemake`` in a subprocess, always under a time
+limit) except the checkpoint-loading one, and each fails when its feature is missing:
+
+- bad configs stop ``snakemake -n`` with a message naming the key and the allowed values;
+- a missing dataset, or a truncated checkpoint / array file / activation file, fails its
+  job with a log line that names the file and the fix (no bare traceback, no output left);
+- ``kill -9`` of a real run mid-training leaves no finished-looking output, and the rerun
+  resumes from the last epoch checkpoint and ends bit-identical to an uninterrupted run;
+- the same config and seed give byte-identical tables;
+- an all-zero layer gives a defined value or an explained gap, never a crashed workflow;
+- checkpoints never execute pickled code;
+- long jobs log their progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, TINY_CONFIG, snakemake
+
+pytestmark = pytest.mark.workflow
+
+EXPERIMENT = "results/tiny"
+DENSE = f"{EXPERIMENT}/networks/dense"
+RAW_TRACEBACK = "job failed with an unexpected error"  # prunesim.joblog's non-PrunesimError path
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def tiny_config() -> dict:
+    return yaml.safe_load(TINY_CONFIG.read_text())
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def output_of(proc: subprocess.CompletedProcess) -> str:
+    return f"{proc.stdout}\n{proc.stderr}"
+
+
+def truncate_keeping_mtime(path: Path) -> None:
+    """Cut ``path`` to half its size; keep its mtime so Snakemake sees nothing outdated."""
+    st = path.stat()
+    assert st.st_size > 100, f"{path} is unexpectedly small ({st.st_size} bytes)"
+    with open(path, "r+b") as fh:
+        fh.truncate(st.st_size // 2)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def assert_clear_failure(log: Path, names: str, *, fix_words=("rerun",)) -> str:
+    """The job's log has a PrunesimError line naming ``names`` and the fix, not a raw trace."""
+    assert log.exists(), f"the failed job wrote no log at {log}"
+    text = log.read_text()
+    error_lines = [line for line in text.splitlines() if " ERROR " in line]
+    assert error_lines, f"no ERROR line in {log}:\n{text}"
+    assert RAW_TRACEBACK not in text, f"raw traceback instead of a clear message in {log}:\n{text}"
+    assert "Traceback (most recent call last)" not in text, f"traceback in {log}:\n{text}"
+    message = "\n".join(error_lines)
+    assert names in message, f"the error does not name {names!r}:\n{message}"
+    for word in fix_words:
+        assert word in message, f"the error does not say what to do ({word!r}):\n{message}"
+    return message
+
+
+def state_dict_of(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def assert_identical_weights(a: Path, b: Path) -> None:
+    import torch
+
+    sa, sb = state_dict_of(a), state_dict_of(b)
+    assert list(sa) == list(sb), f"{a} and {b} hold different tensors"
+    differ = [k for k in sa if not torch.equal(sa[k], sb[k])]
+    assert not differ, f"{a} and {b} differ in {differ}"
+
+
+# ----------------------------------------------------------------------------- 1. config errors
+
+
+def _set(path: str, value):
+    def mutate(config):
+        *parents, last = path.split("/")
+        node = config
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return mutate
+
+
+CONFIG_ERRORS = {
+    # id: (mutation, words the message must contain: the key, the bad value, allowed values)
+    "unknown_top_level_key": (_set("sed", 1), ["'sed'", "allowed keys", "seed", "probe_size"]),
+    "unknown_train_key": (
+        _set("experiments/tiny/train/epoch", 3),
+        ["'epoch'", "experiments/tiny/train", "allowed keys", "epochs", "batch_size"],
+    ),
+    "wrong_type": (
+        _set("experiments/tiny/train/epochs", "three"),
+        ["experiments/tiny/train/epochs", "integer", "three"],
+    ),
+    "unknown_model": (
+        _set("experiments/tiny/model", "vgg19"),
+        ["experiments/tiny/model", "vgg19", "vgg16_bn", "vgg_svhn", "resnet_fast"],
+    ),
+    "undefined_dataset": (
+        _set("experiments/tiny/dataset", "mnist"),
+        ["experiments/tiny/dataset", "mnist", "digits"],
+    ),
+    "unknown_dataset_source": (
+        _set("datasets/digits/source", "mnist"),
+        ["datasets/digits/source", "mnist", "cifar10", "svhn", "imagefolder", "digits"],
+    ),
+    "unknown_metric": (
+        _set("metrics/cca", {}),
+        ["'cca'", "metrics", "allowed keys", "mean_cca", "svcca", "pwcca", "cka", "nbs"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_ERRORS))
+def test_bad_config_stops_dry_run_with_key_and_allowed_values(case, tmp_path):
+    mutate, words = CONFIG_ERRORS[case]
+    config = tiny_config()
+    mutate(config)
+    bad = write_config(tmp_path / "bad.yaml", config)
+    proc = snakemake(tmp_path / "wd", "-n", config=bad, timeout=180, check=False)
+    out = output_of(proc)
+    assert proc.returncode != 0, f"snakemake -n accepted the bad config ({case}):\n{out[-3000:]}"
+    assert "ConfigError" in out, f"no ConfigError message:\n{out[-3000:]}"
+    missing = [w for w in words if w not in out]
+    assert not missing, f"the message lacks {missing}:\n{out[-3000:]}"
+    # The message itself is printed, not only a Python traceback of where it was raised.
+    assert "Traceback (most recent call last)" not in out, out[-3000:]
+    assert not (tmp_path / "wd" / "results").exists(), "a job ran despite the bad config"
+
+
+# ----------------------------------------------------------------------------- 2. missing data
+
+
+def test_missing_dataset_fails_prepare_data_with_path_and_fix(tmp_path):
+    missing_root = tmp_path / "no" / "such" / "folder"
+    empty_root = tmp_path / "empty_cifar"
+    empty_root.mkdir()
+    config = tiny_config()
+    config["datasets"]["nofolder"] = {"source": "imagefolder", "root": str(missing_root)}
+    config["datasets"]["emptycifar"] = {
+        "source": "cifar10",
+        "root": str(empty_root),
+        "download": False,
+    }
+    cfg = write_config(tmp_path / "missing.yaml", config)
+    workdir = tmp_path / "wd"
+    proc = snakemake(
+        workdir,
+        "--keep-going",
+        "results/data/nofolder/arrays.npz",
+        "results/data/emptycifar/arrays.npz",
+        config=cfg,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode != 0, "prepare_data succeeded without a dataset"
+
+    folder_msg = assert_clear_failure(
+        workdir / "logs/prepare_data/nofolder.log", str(missing_root), fix_words=()
+    )
+    assert "DatasetError" in folder_msg
+    assert "train/<class>" in folder_msg, f"no hint at the expected layout:\n{folder_msg}"
+
+    cifar_msg = assert_clear_failure(
+        workdir / "logs/prepare_data/emptycifar.log", str(empty_root), fix_words=()
+    )
+    assert "DatasetError" in cifar_msg
+    assert "download: true" in cifar_msg, f"no hint how to get the data:\n{cifar_msg}"
+
+    for name in ("nofolder", "emptycifar"):
+        data_dir = workdir / "results" / "data" / name
+        left = sorted(p.name for p in data_dir.iterdir()) if data_dir.exists() else []
+        assert left == [], f"a failed prepare_data left files behind in {data_dir}: {left}"
+
+
+# ----------------------------------------------------------------------------- 3. corrupt files
+
+
+CORRUPT_CASES = {
+    # id: (truncated file, forced target, that job's log, what the message must name)
+    "checkpoint": (
+        f"{DENSE}/model.pt",
+        f"{EXPERIMENT}/activations/dense.h5",
+        "logs/extract_acts/tiny/dense.log",
+        "checkpoint",
+    ),
+    "arrays": (
+        "results/data/digits/arrays.npz",
+        f"{EXPERIMENT}/activations/dense.h5",
+        "logs/extract_acts/tiny/dense.log",
+        "array file",
+    ),
+    "activations": (
+        f"{EXPERIMENT}/activations/run1_iter1.h5",
+        f"{EXPERIMENT}/similarity/cka/run1/iter1/conv1__conv1.json",
+        "logs/similarity/tiny/cka/run1_iter1_conv1__conv1.log",
+        "activation file",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPT_CASES))
+def test_truncated_file_fails_its_consumer_with_file_and_fix(case, tiny_copy):
+    broken, target, log, what = CORRUPT_CASES[case]
+    truncate_keeping_mtime(tiny_copy / broken)
+    proc = snakemake(tiny_copy, "--force", target, timeout=300, check=False)
+    out = output_of(proc)
+    assert proc.returncode != 0, f"the job consumed a truncated {broken}:\n{out[-3000:]}"
+    message = assert_clear_failure(tiny_copy / log, broken, fix_words=("delete", "rerun"))
+    assert "CorruptFileError" in message, message
+    assert what in message, message
+    assert not (tiny_copy / target).exists(), f"{target} exists after its job failed"
+    partial = [p.name for p in (tiny_copy / target).parent.iterdir() if ".partial" in p.name]
+    assert not partial, f"the failed job left temporaries: {partial}"
+
+
+# ----------------------------------------------------------------------------- 4. kill -9
+
+
+KILL_EPOCHS = 6
+
+
+def snakemake_cmd(workdir: Path, *args: str, config: Path) -> list[str]:
+    """The command line of conftest.snakemake, for a run this test must be able to kill."""
+    return [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(config),
+        "--workflow-profile", "none",
+        "--cores", "2",
+        *args,
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def long_dense_config(tmp_path) -> Path:
+    """Tiny, but the dense net trains long enough (6 epochs, 800 images) to be killed."""
+    config = tiny_config()
+    config["datasets"]["digits"]["train_subset"] = 800
+    train = config["experiments"]["tiny"]["train"]
+    train["epochs"] = KILL_EPOCHS
+    train["schedule"] = {"kind": "step", "milestones": [4], "gamma": 0.1}
+    return write_config(tmp_path / "long_dense.yaml", config)
+
+
+def kill_during_training(workdir: Path, config: Path, deadline_s: float = 600) -> str:
+    """Start snakemake, SIGKILL its whole process group once an epoch checkpoint exists."""
+    import psutil
+
+    resume = workdir / DENSE / "resume.pt"
+    console = workdir.parent / f"{workdir.name}.console.txt"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    with open(console, "w") as out:
+        proc = subprocess.Popen(
+            snakemake_cmd(workdir, f"{DENSE}/model.pt", config=config),
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    family: list = []
+
+    def kill_all() -> None:
+        nonlocal family
+        with contextlib.suppress(psutil.NoSuchProcess):
+            family = psutil.Process(proc.pid).children(recursive=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: its pgid is its pid
+
+    deadline = time.monotonic() + deadline_s
+    try:
+        while not resume.exists():
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"snakemake ended (rc {proc.returncode}) before the first epoch "
+                    f"checkpoint {resume} appeared:\n{console.read_text()[-4000:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"no epoch checkpoint {resume} within {deadline_s:.0f} s")
+            time.sleep(0.02)
+    finally:
+        kill_all()  # also after a failure above: never leave the run behind
+        proc.wait(timeout=60)
+        # Anything that left the process group (nothing should) is killed by its pid.
+        for child in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        _, alive = psutil.wait_procs(family, timeout=30)
+    assert proc.returncode == -signal.SIGKILL, f"snakemake was not killed: rc {proc.returncode}"
+    assert not alive, f"job processes survived the kill: {alive}"
+    return console.read_text()
+
+
+def test_kill_9_mid_training_leaves_nothing_finished_and_resumes_identically(
+    long_dense_config, tmp_path
+):
+    import torch
+
+    target = f"{DENSE}/model.pt"
+    killed = tmp_path / "killed"
+    console = kill_during_training(killed, long_dense_config)
+
+    # Nothing that looks finished: none of train_dense's outputs, only the resume state
+    # (and its rewind snapshot) plus temporaries that do not carry a final name.
+    dense = killed / DENSE
+    finals = {"model.pt", "rewind.pt", "metrics.json"}
+    present = sorted(p.name for p in dense.iterdir())
+    assert not finals & set(present), (
+        f"the killed run left finished-looking outputs {sorted(finals & set(present))} "
+        f"(kill came too late or outputs are not atomic); files: {present}\n{console[-3000:]}"
+    )
+    allowed = {"resume.pt"}
+    strays = [
+        name
+        for name in present
+        if name not in allowed
+        and not name.startswith("resume.pt.rewind")
+        and ".partial" not in name
+    ]
+    assert not strays, f"unexpected files after the kill: {strays}"
+    state = torch.load(dense / "resume.pt", map_location="cpu", weights_only=True)
+    killed_at = state["epoch"]
+    assert 1 <= killed_at < KILL_EPOCHS, f"resume checkpoint at epoch {killed_at}"
+
+    # Rerun as a user would after a crash: unlock, then rerun the incomplete job.
+    snakemake(killed, "--unlock", config=long_dense_config, timeout=180)
+    snakemake(killed, target, "--rerun-incomplete", config=long_dense_config, timeout=900)
+    log = (killed / "logs/train_dense/tiny.log").read_text()
+    assert f"resumed from {DENSE}/resume.pt at epoch {killed_at}" in log, log
+    assert f"epoch {killed_at + 1}/{KILL_EPOCHS} " in log, log
+    assert f"epoch {killed_at}/{KILL_EPOCHS} " not in log, f"retrained a finished epoch:\n{log}"
+    assert not (dense / "resume.pt").exists(), "the resume checkpoint outlived a finished job"
+
+    # Uninterrupted run of the same config elsewhere: identical weights, bit for bit.
+    reference = tmp_path / "reference"
+    snakemake(reference, target, config=long_dense_config, timeout=900)
+    for name in ("model.pt", "rewind.pt"):
+        assert_identical_weights(dense / name, reference / DENSE / name)
+    resumed = json.loads((dense / "metrics.json").read_text())
+    uninterrupted = json.loads((reference / DENSE / "metrics.json").read_text())
+    assert resumed == uninterrupted
+
+
+# ----------------------------------------------------------------------------- 5. determinism
+
+
+def test_same_config_and_seed_give_identical_tables(tiny_workflow, tmp_path):
+    again = tmp_path / "again"
+    snakemake(again)
+    for table in ("similarity.csv", "accuracy.csv", "masks.csv"):
+        first = (tiny_workflow / EXPERIMENT / "tables" / table).read_bytes()
+        second = (again / EXPERIMENT / "tables" / table).read_bytes()
+        assert first == second, f"{table} differs between two runs of the same config"
+
+
+# ----------------------------------------------------------------------------- 6. degenerate
+
+
+def test_all_zero_layer_gives_value_or_explained_gap(tiny_copy):
+    import h5py
+
+    layer, run, iteration = "conv1", 1, 2
+    acts = tiny_copy / EXPERIMENT / "activations" / f"run{run}_iter{iteration}.h5"
+    with h5py.File(acts, "r+") as h5:
+        h5[layer][...] = 0.0
+    snakemake(tiny_copy, timeout=900)  # the edited file is newer: its similarity jobs rerun
+
+    table = pd.read_csv(tiny_copy / EXPERIMENT / "tables" / "similarity.csv")
+    rows = table[(table.run == run) & (table.iteration == iteration) & (table.layer == layer)]
+    metrics = sorted(set(tiny_config()["metrics"]) - {"cosine"})  # cosine: output layer only
+    assert sorted(rows.metric) == metrics, rows
+    assert "note" in table.columns, "similarity.csv has no note column for gaps"
+    for _, row in rows.iterrows():
+        value = row["value"]
+        if isinstance(value, float) and math.isnan(value):
+            note = row["note"]
+            assert isinstance(note, str), f"unexplained gap for {row.metric}"
+            assert note.strip(), f"empty note for the gap of {row.metric}"
+        else:
+            assert 0.0 <= float(value) <= 1.0, f"{row.metric} = {value} on a zero layer"
+        record = json.loads(
+            (
+                tiny_copy / EXPERIMENT / "similarity" / row.metric / f"run{run}"
+                / f"iter{iteration}" / f"{layer}__{layer}.json"
+            ).read_text()
+        )  # fmt: skip
+        assert record["value"] is not None or record["note"], record
+    gaps = rows[rows["value"].isna()]
+    assert len(gaps) > 0, "a constant layer gave every metric a value; expected explained gaps"
+    # The rest of the table is untouched by the degenerate layer.
+    others = table.drop(rows.index)
+    assert others["value"].notna().all(), others[others["value"].isna()]
+    for name in ("similarity_cka", "accuracy"):
+        assert (tiny_copy / EXPERIMENT / "figures" / f"{name}.svg").exists()
+
+
+# ----------------------------------------------------------------------------- 7. weights_only
+
+
+def _touch_marker(path: str) -> None:
+    Path(path).write_text("code from a data file ran")
+
+
+class Payload:
+    """Unpickling this object runs ``_touch_marker``: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (_touch_marker, (self.marker,))
+
+
+def test_checkpoint_with_pickled_code_is_rejected_without_running_it(tmp_path):
+    import torch
+
+    from prunesim.checkpoint import load_checkpoint
+    from prunesim.errors import CorruptFileError
+
+    marker = tmp_path / "marker.txt"
+    path = tmp_path / "model.pt"
+    payload = {"state_dict": {"w": torch.zeros(2)}, "masks": {}, "meta": {"x": Payload(marker)}}
+    torch.save(payload, path)
+
+    # Premise: a full unpickler would run the object's code.
+    torch.load(shutil.copy(path, tmp_path / "probe.pt"), weights_only=False)
+    assert marker.exists(), "the test payload does not execute code; the test proves nothing"
+    marker.unlink()
+
+    with pytest.raises(CorruptFileError) as err:
+        load_checkpoint(path)
+    assert not marker.exists(), "load_checkpoint executed code from the checkpoint"
+    assert str(path) in str(err.value)
+    assert "weights_only=False" not in str(err.value), "the message suggests unsafe loading"
+
+
+# ----------------------------------------------------------------------------- 8. progress
+
+
+def test_long_jobs_log_their_progress(tiny_workflow):
+    import re
+
+    config = tiny_config()
+    epochs = config["experiments"]["tiny"]["train"]["epochs"]
+    logs = tiny_workflow / "logs"
+
+    dense = (logs / "train_dense" / "tiny.log").read_text()
+    for epoch in range(1, epochs + 1):
+        pattern = (
+            rf"epoch {epoch}/{epochs} loss \d+\.\d+ train_acc \d\.\d+ test_acc (\d\.\d+|-) "
+            rf".*img/s \d+"
+        )
+        assert re.search(pattern, dense), f"no progress line for epoch {epoch}:\n{dense}"
+
+    imp = (logs / "imp_iter" / "tiny" / "run1_iter2.log").read_text()
+    assert re.search(r"run 1 iter 2\b.*density \d\.\d+", imp), imp
+    assert re.search(rf"epoch {epochs}/{epochs} loss ", imp), f"retraining has no epochs:\n{imp}"
+
+    extract = (logs / "extract_acts" / "tiny" / "dense.log").read_text()
+    for layer in config["experiments"]["tiny"]["layers"]:
+        assert layer in extract, f"extract_acts log never mentions layer {layer}:\n{extract}"
+    assert re.search(r"extracted \d+/\d+ probe images", extract), extract
