@@ -85,8 +85,14 @@ def test_changing_one_metric_reruns_only_that_metric(tiny_copy, tmp_path):
     edited = tmp_path / "edited.yaml"
     edited.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(tiny_copy, edited)
-    # 2 runs x 2 iterations x 3 layers of svcca, then the cheap collectors
-    assert jobs == {"similarity_svcca": 12, "aggregate": 1, "plot": 1, "all": 1}
+    # 2 runs x 2 iterations x 3 layers of svcca, then the cheap collectors and figures
+    assert jobs == {
+        "similarity_svcca": 12,
+        "aggregate": 1,
+        "plot": 1,
+        "plot_cross_layer": 1,
+        "all": 1,
+    }
     snakemake(tiny_copy, config=edited)
     assert planned_jobs(tiny_copy, edited) == {}
 

@@ -7,11 +7,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from prunesim.config import validate_config, selected_layers
+from prunesim.metrics import METRICS as METRIC_REGISTRY
 
 validate_config(config)
 
 EXPERIMENTS = config["experiments"]
-METRICS = list(config["metrics"])
+# In the registry's order, whatever the config's order (params hold this list).
+METRICS = [name for name in METRIC_REGISTRY if name in config["metrics"]]
 # One similarity job per layer pair, or per network (all its pairs) for the full study.
 SIMILARITY_JOB = (
     "{layer_a}__{layer_b}" if config["similarity_jobs"] == "pair" else "all_layers"

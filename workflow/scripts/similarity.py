@@ -18,15 +18,11 @@ from prunesim.joblog import run_job
 
 
 def main(log):
-    import h5py
-
     from prunesim.atomic import write_json
     from prunesim.metrics import similarity_from_hdf5
 
     wc, metric = snakemake.wildcards, snakemake.params.metric
     settings = dict(snakemake.params.settings)
-    with h5py.File(snakemake.input.pruned, "r") as h5:
-        model = str(h5.attrs.get("model", ""))
     records = []
     for layer_a, layer_b in snakemake.params.pairs:
         result = similarity_from_hdf5(
@@ -35,7 +31,6 @@ def main(log):
         records.append(
             {
                 "experiment": wc.experiment,
-                "model": model,
                 "run": int(wc.run),
                 "iteration": int(wc.iteration),
                 "metric": metric,

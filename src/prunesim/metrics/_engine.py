@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DegenerateRepresentationError
+from ..errors import CorruptFileError, DegenerateRepresentationError
 from ._backend import NUMPY, backend_for
 from ._checks import check_choice, check_pair, check_settings
 from ._moments import MomentAccumulator, chunk_rows, moments
@@ -391,7 +391,7 @@ def similarity_from_hdf5(name, path_a, key_a, path_b, key_b, settings: dict) -> 
 
     metric, s = resolve(name, settings)
     kw = _kwargs(metric, s)
-    with h5py.File(path_a, "r") as fa, h5py.File(path_b, "r") as fb:
+    with _open_h5(h5py, path_a) as fa, _open_h5(h5py, path_b) as fb:
         da, db = _dataset(fa, key_a, path_a), _dataset(fb, key_b, path_b)
         reader = _PairReader(da, db, metric, s)
         n = reader.n_img * reader.rows_per_image
@@ -423,9 +423,26 @@ def similarity_from_hdf5(name, path_a, key_a, path_b, key_b, settings: dict) -> 
         )  # fmt: skip
 
 
+_H5_FIX = "delete it and rerun the workflow (rule extract_acts recreates it)"
+
+
+def _open_h5(h5py, path):
+    """Open an activation file; a truncated or foreign file is a CorruptFileError, not OSError."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise CorruptFileError(
+            f"activation file {path} cannot be read ({exc}); it is truncated or not an HDF5 "
+            f"file: {_H5_FIX}"
+        ) from exc
+
+
 def _dataset(h5, key, path):
     if key not in h5:
-        raise ValueError(f"No dataset {key!r} in {path}; it holds {sorted(h5.keys())}")
+        raise CorruptFileError(
+            f"activation file {path} has no dataset {key!r} (it holds {sorted(h5.keys())}); "
+            f"it was written for other layers or is incomplete: {_H5_FIX}"
+        )
     return h5[key]
 
 
