@@ -207,9 +207,10 @@ def _subset(x, y, size, rng, key):
 
 def _channel_stats(x_train: np.ndarray, spec: dict) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean/std of the training pixels on the [0, 1] scale, or the spec's values."""
-    if ("mean" in spec) != ("std" in spec):
+    given_mean, given_std = spec.get("mean") is not None, spec.get("std") is not None
+    if given_mean != given_std:
         raise ConfigError("dataset spec must give both `mean` and `std` or neither")
-    if "mean" in spec:
+    if given_mean:
         mean = np.asarray(spec["mean"], dtype=np.float32)
         std = np.asarray(spec["std"], dtype=np.float32)
         if mean.shape != (3,) or std.shape != (3,) or np.any(std <= 0):

@@ -19,6 +19,7 @@ rule aggregate:
         "logs/aggregate/{experiment}.log",
     benchmark:
         "benchmarks/aggregate/{experiment}.tsv"
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -71,6 +72,7 @@ rule plot:
         "logs/plot/{experiment}.log",
     benchmark:
         "benchmarks/plot/{experiment}.tsv"
+    localrule: True
     conda:
         "../../envs/plot.yaml"
     threads: 1
@@ -99,6 +101,7 @@ rule plot_cross_layer:
         "logs/plot_cross_layer/{experiment}_{metric}.log",
     benchmark:
         "benchmarks/plot_cross_layer/{experiment}_{metric}.tsv"
+    localrule: True
     conda:
         "../../envs/plot.yaml"
     threads: 1
