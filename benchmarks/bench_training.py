@@ -144,7 +144,8 @@ def cifar(args):
     result = train(model, arrays, settings, seed=0, device="cpu", log=print)
     wall = time.perf_counter() - t0
     print(
-        f"\nvgg16_bn width {args.width}, augment {args.augment}: {args.epochs} epochs on {len(arrays['y_train'])} images, "
+        f"\nvgg16_bn width {args.width}, augment {args.augment}: {args.epochs} epochs on "
+        f"{len(arrays['y_train'])} images, "
         f"{args.threads} threads: test accuracy {result['test_accuracy']:.4f}, wall {wall:.0f}s "
         f"({wall / args.epochs:.0f}s/epoch incl. test pass), "
         f"train {result['images_per_second']:.0f} img/s"
