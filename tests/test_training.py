@@ -13,13 +13,13 @@ from prunesim.data import load_arrays, prepare_dataset
 from prunesim.errors import ConfigError
 from prunesim.lars import LARS
 from prunesim.models import build_model
+from prunesim.pruning import prunable_parameters
 from prunesim.training import (
     DEFAULT_TRAIN_SETTINGS,
     PAPER_TRAIN_SETTINGS,
     evaluate,
     final_learning_rate,
     learning_rate,
-    prunable_weight_names,
     resolve_settings,
     train,
     train_dense_network,
@@ -203,7 +203,7 @@ def test_lars_trains_and_matches_its_formula(digits):
 def test_masks_hold_after_every_step(small):
     model = fresh()
     g = torch.Generator().manual_seed(1)
-    names = prunable_weight_names(model)
+    names = list(prunable_parameters(model))
     params = dict(model.named_parameters())
     masks = {n: torch.rand(params[n].shape, generator=g) > 0.5 for n in names}
     before = {n: params[n].detach().clone() for n in names}

@@ -36,6 +36,7 @@ from prunesim.augment import augment_batch, normalize_augment_settings, to_float
 from prunesim.checkpoint import save_checkpoint
 from prunesim.errors import ConfigError
 from prunesim.lars import LARS
+from prunesim.pruning import count_weights, density_per_layer, prunable_parameters
 from prunesim.seeds import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -526,33 +527,6 @@ def _load_resume(path: Path, fingerprint: str) -> dict | None:
 # ----------------------------------------------------------------------------- dense rule
 
 
-def prunable_weight_names(model: nn.Module, prune_output_layer: bool = False) -> list[str]:
-    """``<module>.weight`` of every Conv2d/Linear, without the output layer unless asked."""
-    out_layer = getattr(model, "output_layer_name", None)
-    return [
-        f"{name}.weight"
-        for name, mod in model.named_modules()
-        if isinstance(mod, nn.Conv2d | nn.Linear) and (prune_output_layer or name != out_layer)
-    ]
-
-
-def density_report(state_dict: dict, names: list[str]) -> dict:
-    """Nonzeros of the ``names`` tensors of ``state_dict``: total, alive, per-tensor density."""
-    per_layer, total, alive = {}, 0, 0
-    for name in names:
-        t = state_dict[name]
-        k = int(torch.count_nonzero(t))
-        per_layer[name] = k / t.numel()
-        total += t.numel()
-        alive += k
-    return {
-        "prunable_weights": total,
-        "alive_weights": alive,
-        "density": alive / total if total else 1.0,
-        "density_per_layer": per_layer,
-    }
-
-
 def train_dense_network(
     arrays_path,
     experiment: str,
@@ -604,7 +578,14 @@ def train_dense_network(
     )  # fmt: skip
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    report = density_report(state, prunable_weight_names(model, prune_output_layer))
+    names = list(prunable_parameters(model, prune_output_layer))
+    alive, total = count_weights(state, names)
+    report = {
+        "prunable_weights": total,
+        "alive_weights": alive,
+        "density": alive / total if total else 1.0,
+        "density_per_layer": density_per_layer(state, names),
+    }
     meta = {
         **model.spec,
         "experiment": experiment,
