@@ -451,4 +451,25 @@ def test_tiny_report_shows_every_figure(tiny_report_html, tiny_workflow, tmp_pat
     }
     for metric in config["metrics"]:
         expected[f"similarity_{metric}.svg"] = ("Similarity", "Layerwise similarity")
+    for metric in config["experiments"]["tiny"]["cross_layer"]["metrics"]:
+        expected[f"cross_layer_{metric}.svg"] = ("Similarity", "Cross-layer similarity")
     assert_report_shows(tiny_report_html, tmp_path, expected, tiny_workflow)
+    # the accuracy table is in the report too, as a table under Accuracy
+    results = embedded(tiny_report_html, "results")
+    tables = [entry for entry in results.values() if entry["name"] == "accuracy.csv"]
+    assert len(tables) == 1
+    assert "Accuracy table" in text_of(tables[0]["caption"])
+
+
+def test_tiny_report_zip_holds_every_figure(tiny_workflow, tmp_path):
+    import zipfile
+
+    from conftest import snakemake
+
+    report = tmp_path / "report.zip"
+    snakemake(tiny_workflow, "--report", str(report))
+    with zipfile.ZipFile(report) as archive:
+        names = archive.namelist()
+    figures = {Path(name).name for name in names if name.endswith(".svg")}
+    assert {"accuracy.svg", "mask_overlap.svg", "cross_layer_cka.svg"} <= figures
+    assert any(name.endswith("report.html") for name in names)
