@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 from prunesim.augment import to_float
 from prunesim.models import build_model
-from prunesim.training import DEFAULT_TRAIN_SETTINGS, prunable_weight_names, train
+from prunesim.pruning import prunable_parameters
+from prunesim.training import DEFAULT_TRAIN_SETTINGS, train
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR_JPEG = REPO.parent / "shared" / "data" / "cifar10-jpeg"
@@ -38,7 +39,7 @@ def _masks(model, density=0.5, seed=0):
     g = torch.Generator().manual_seed(seed)
     params = dict(model.named_parameters())
     return {
-        n: torch.rand(params[n].shape, generator=g) < density for n in prunable_weight_names(model)
+        n: torch.rand(params[n].shape, generator=g) < density for n in prunable_parameters(model)
     }
 
 
