@@ -15,15 +15,9 @@ TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
 SNAKEMAKE_TIMEOUT_S = 900
 
 
-def snakemake(
-    workdir: Path,
-    *args: str,
-    config: Path = TINY_CONFIG,
-    timeout: int | None = None,
-    check: bool = True,
-) -> subprocess.CompletedProcess:
-    """Run the repo's Snakefile in ``workdir`` under a time limit, so a hang fails."""
-    cmd = [
+def snakemake_command(workdir: Path, *args: str, config: Path = TINY_CONFIG) -> list[str]:
+    """The command line that runs the repo's Snakefile in ``workdir`` with ``config``."""
+    return [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
@@ -32,6 +26,17 @@ def snakemake(
         "--cores", "2",
         *args,
     ]  # fmt: skip
+
+
+def snakemake(
+    workdir: Path,
+    *args: str,
+    config: Path = TINY_CONFIG,
+    timeout: int | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run the repo's Snakefile in ``workdir`` under a time limit, so a hang fails."""
+    cmd = snakemake_command(workdir, *args, config=config)
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout or SNAKEMAKE_TIMEOUT_S, env=env

@@ -23,7 +23,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, TINY_CONFIG, snakemake
+from conftest import TINY_CONFIG, snakemake, snakemake_command
 
 pytestmark = pytest.mark.workflow
 
@@ -248,19 +247,6 @@ def test_truncated_file_fails_its_consumer_with_file_and_fix(case, tiny_copy):
 KILL_EPOCHS = 6
 
 
-def snakemake_cmd(workdir: Path, *args: str, config: Path) -> list[str]:
-    """The command line of conftest.snakemake, for a run this test must be able to kill."""
-    return [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(config),
-        "--workflow-profile", "none",
-        "--cores", "2",
-        *args,
-    ]  # fmt: skip
-
-
 @pytest.fixture
 def long_dense_config(tmp_path) -> Path:
     """Tiny, but the dense net trains long enough (6 epochs, 600 images) to be killed."""
@@ -281,7 +267,7 @@ def kill_during_training(workdir: Path, config: Path, deadline_s: float = 600) -
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     with open(console, "w") as out:
         proc = subprocess.Popen(
-            snakemake_cmd(workdir, f"{DENSE}/model.pt", config=config),
+            snakemake_command(workdir, f"{DENSE}/model.pt", config=config),
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
     family: list = []

@@ -63,6 +63,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def load_state(model, payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """Load a checkpoint's weights into ``model``; a mismatch names the file and the fix."""
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        meta = payload.get("meta", {})
+        raise CorruptFileError(
+            f"checkpoint {path} does not match model {meta.get('model')!r} (width "
+            f"{meta.get('width')}): {exc}. Delete it and rerun the workflow."
+        ) from exc
+
+
 def load_network(path: str | os.PathLike, device: str = "cpu"):
     """Rebuild the model stored in a checkpoint. Returns ``(model, masks, meta)``."""
     from prunesim.models import build_model
@@ -70,13 +82,7 @@ def load_network(path: str | os.PathLike, device: str = "cpu"):
     payload = load_checkpoint(path)
     meta = payload["meta"]
     model = build_model(meta["model"], width=meta["width"], num_classes=meta["num_classes"])
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise CorruptFileError(
-            f"checkpoint {path} does not match model {meta['model']!r} (width {meta['width']}): "
-            f"{exc}. Delete it and rerun the workflow."
-        ) from exc
+    load_state(model, payload, path)
     model.to(device)
     masks = {k: v.to(device) for k, v in payload["masks"].items()}
     return model, masks, meta

@@ -40,8 +40,8 @@ from collections.abc import Mapping
 import torch
 
 from prunesim.atomic import write_json
-from prunesim.checkpoint import load_checkpoint, load_network, save_checkpoint
-from prunesim.errors import ConfigError, CorruptFileError, PrunesimError
+from prunesim.checkpoint import load_checkpoint, load_network, load_state, save_checkpoint
+from prunesim.errors import ConfigError, PrunesimError
 from prunesim.masks import save_mask_npz
 from prunesim.pruning import (
     apply_masks,
@@ -110,13 +110,7 @@ def _rewind(model, rewind_path, rewind_epoch: int) -> None:
             f"{rewind_path} holds the dense state at epoch {saved_epoch}, but "
             f"prune.rewind_epoch is {rewind_epoch}; rerun train_dense so it saves that epoch"
         )
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise CorruptFileError(
-            f"{rewind_path} does not match the network being pruned ({exc}); delete it and "
-            f"rerun train_dense"
-        ) from exc
+    load_state(model, payload, rewind_path)
 
 
 def run_imp_iteration(
