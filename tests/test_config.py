@@ -90,3 +90,21 @@ def test_unknown_metric_setting_is_named():
     config["metrics"]["svcca"]["kep"] = 0.9
     with pytest.raises(ConfigError, match=r"unknown key\(s\) 'kep' under 'metrics/svcca'"):
         validate_config(config)
+
+
+def test_config_yaml_trains_with_the_documented_paper_settings():
+    """config.yaml and PAPER_TRAIN_SETTINGS (the documented paper setup) must not drift."""
+    import yaml
+
+    from conftest import REPO
+    from prunesim.training import PAPER_TRAIN_SETTINGS, resolve_settings
+
+    config = validate_config(yaml.safe_load((REPO / "config.yaml").read_text()))
+    models = set()
+    for name, experiment in config["experiments"].items():
+        model = experiment["model"]
+        models.add(model)
+        assert resolve_settings(experiment["train"]) == resolve_settings(
+            PAPER_TRAIN_SETTINGS[model]
+        ), f"config.yaml experiment {name} drifted from PAPER_TRAIN_SETTINGS[{model!r}]"
+    assert models == set(PAPER_TRAIN_SETTINGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from prunesim.errors import DegenerateRepresentationError
 from prunesim.metrics import (
     DEFAULT_SETTINGS,
     METRICS,
+    _cca,
     as_matrix,
     similarities,
     similarity,
@@ -75,6 +77,32 @@ def test_pwcca_symmetric_only_for_its_definition():
     """PWCCA takes its weights from one side: not symmetric in general (documented)."""
     x, y = relu_pair(5, p2=9)
     assert abs(similarity("pwcca", x, y) - similarity("pwcca", y, x)) > 1e-6
+
+
+def dependent_pair(seed, n=300):
+    """Layer a: 8 nonnegative neurons of rank 5 (exact dependencies); layer b: 10 neurons."""
+    rng = np.random.default_rng(seed)
+    base = np.maximum(rng.standard_normal((n, 5)) + 0.3, 0)
+    x = base @ rng.uniform(0.2, 1.5, (5, 8))
+    y = np.maximum(base @ rng.standard_normal((5, 10)) + 0.7 * rng.standard_normal((n, 10)), 0)
+    return x, y
+
+
+@pytest.mark.parametrize("order", ["reversed", "shuffled"])
+def test_pwcca_dependent_neurons_dropped_whatever_their_order(order):
+    """Which dependent neurons go is decided by variance, not by column order."""
+    x, y = dependent_pair(1)
+    perm = np.arange(8)[::-1] if order == "reversed" else np.random.default_rng(2).permutation(8)
+    for a, weights in ((x, "morcos"), (x - x.mean(0), "svcca")):
+        base = similarity("pwcca", a, y, weights=weights)
+        assert similarity("pwcca", a[:, perm], y, weights=weights) == pytest.approx(base, abs=TOL)
+
+
+def test_pwcca_default_weights_follow_neuron_order_through_the_means():
+    """google adds neuron i's mean to canonical direction i: uncentered data see the order."""
+    x, y = relu_pair(1)
+    perm = np.arange(x.shape[1])[::-1]
+    assert abs(similarity("pwcca", x[:, perm], y) - similarity("pwcca", x, y)) > 1e-4
 
 
 def test_cosine_scale_invariant_but_not_shift_or_rotation():
@@ -307,6 +335,50 @@ def test_constant_layer_gives_note_not_nan(name, fill):
     report = similarity_report(name, x, dead, {})
     assert report["value"] is None
     assert "layer b" in report["note"]
+
+
+CCA_FAMILY = ["mean_cca", "svcca", "pwcca"]
+
+
+def noise_pair(n, p1, p2=12):
+    rng = np.random.default_rng(20)
+    return rng.standard_normal((n, p1)), rng.standard_normal((n, p2))
+
+
+@pytest.mark.parametrize("name", CCA_FAMILY)
+def test_few_rows_value_kept_with_a_note(name):
+    """n - 1 <= p: independent noise gives CCA 1 by construction; the value stays, flagged."""
+    x, y = noise_pair(30, 29)
+    report = similarity_report(name, y, x)
+    assert "uninformative" in report["note"]
+    assert "p = 29 neurons in layer b" in report["note"]
+    assert report["value"] > 0.8  # 0.28 for noise_pair(300, 29): ten times more rows
+    if name != "svcca":
+        assert report["value"] == pytest.approx(1.0, abs=TOL)
+    assert similarity_report(name, x[:, :28], y)["note"] is None  # n - 1 = p + 1
+
+
+def test_few_rows_note_reaches_the_hdf5_record(tmp_path):
+    a, b = acts_pair(21, n=12, c1=2, c2=3, hw=(3, 3))  # flatten: 12 rows, 18 and 27 features
+    pa, pb = write_h5(tmp_path / "a.h5", conv=a), write_h5(tmp_path / "b.h5", conv=b)
+    result = similarity_from_hdf5("pwcca", pa, "conv", pb, "conv", {"reshape": "flatten"})
+    assert result["value"] == pytest.approx(1.0, abs=TOL)
+    assert "p = 27 neurons in layer b" in result["note"]
+    assert similarity_from_hdf5("pwcca", pa, "conv", pb, "conv", {})["note"] is None
+
+
+def test_few_rows_warning_logged_once_per_process(monkeypatch, caplog):
+    monkeypatch.setattr(_cca, "_warned", False)
+    x, y = noise_pair(20, 25)
+    with caplog.at_level(logging.WARNING, logger="prunesim.metrics"):
+        similarity("cka", x, y)
+        assert not caplog.records
+        for name in CCA_FAMILY:
+            similarity(name, x, y)
+            similarity_report(name, y, x)
+    warned = [r for r in caplog.records if "n - 1 <= p" in r.getMessage()]
+    assert len(warned) == 1
+    assert "once per process" in warned[0].getMessage()
 
 
 def test_errors_for_bad_input():

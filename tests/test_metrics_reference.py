@@ -60,14 +60,19 @@ def ref_svcca(x, y, keep=0.99, truncate=None):
 
 
 def independent_neurons(acts):
-    """Neuron indices (rows of acts (p, n)) google keeps, plus exact dependencies dropped."""
+    """Neuron indices (rows of acts (p, n)) google keeps, plus exact dependencies dropped.
+
+    Dependencies go largest variance first (ties: row order), so the kept set follows the
+    neurons, not their order; indices are returned ascending.
+    """
     var = acts.var(1)
+    alive = np.flatnonzero(var > RTOL**2 * var.max())
     kept = []
-    for j in np.flatnonzero(var > RTOL**2 * var.max()):
+    for j in alive[np.argsort(-var[alive], kind="stable")]:
         trial = center(acts[kept + [j]].T)
         if np.linalg.matrix_rank(trial, tol=RTOL * np.linalg.norm(trial[:, -1])) == len(kept) + 1:
             kept.append(j)
-    return np.array(kept)
+    return np.sort(kept)
 
 
 def positivedef_matrix_sqrt(array):
@@ -89,28 +94,36 @@ def google_cca(acts1, acts2):
     return u, np.abs(s), v
 
 
+def google_compute_pwcca(acts1, acts2):
+    """pwcca.compute_pwcca(acts1, acts2, epsilon=0) on its working branch (acts1 no larger).
+
+    (neurons, datapoints) arrays. The canonical directions are u of svd(arr) with acts1
+    first; direction i gets neuron i's mean back before the QR, so their signs matter.
+    """
+    assert acts1.shape[0] <= acts2.shape[0], "google's else-branch is broken (PR #9)"
+    u, s, _ = google_cca(acts1, acts2)
+    means = acts1.mean(1, keepdims=True)
+    dirns = u.T @ (acts1 - means) + means
+    p, _ = np.linalg.qr(dirns.T)
+    w = np.sum(np.abs(p.T @ acts1.T), axis=1)
+    return np.sum(w / w.sum() * s)
+
+
 def ref_pwcca(x, y, weights="svcca"):
-    """google/svcca pwcca.compute_pwcca, side bug fixed; (n, p) inputs."""
+    """google's PWCCA with the smaller layer (after dropping neurons) first; (n, p) inputs."""
     acts1, acts2 = x.T, y.T
     ix, iy = independent_neurons(acts1), independent_neurons(acts2)
     a1, a2 = acts1[ix], acts2[iy]
-    u, s, v = google_cca(a1, a2)
-    if len(ix) <= len(iy):
-        coef, acts = u.T, a1
-    else:
-        coef, acts = v, a2
-    means = acts.mean(1, keepdims=True)
-    if weights == "morcos":
-        cov = np.cov(acts)
-        h = (coef @ positivedef_matrix_sqrt(np.linalg.pinv(cov)) @ (acts - means)).T
-        h /= np.linalg.norm(h, axis=0)
-        w = np.abs(h.T @ acts.T).sum(1)
-    else:
-        dirns = coef @ (acts - means) + means
-        p, _ = np.linalg.qr(dirns.T)
-        w = np.sum(np.abs(p.T @ acts.T), axis=1)
-    w = w / w.sum()
-    return np.sum(w * s)
+    if len(ix) > len(iy):
+        a1, a2 = a2, a1
+    if weights != "morcos":
+        return google_compute_pwcca(a1, a2)
+    u, s, _ = google_cca(a1, a2)
+    means = a1.mean(1, keepdims=True)
+    h = (u.T @ positivedef_matrix_sqrt(np.linalg.pinv(np.cov(a1))) @ (a1 - means)).T
+    h /= np.linalg.norm(h, axis=0)
+    w = np.abs(h.T @ a1.T).sum(1)
+    return np.sum(w / w.sum() * s)
 
 
 def kornblith_center(gram, unbiased=False):
@@ -245,10 +258,15 @@ def test_pwcca_morcos_weights(case):
     assert got == pytest.approx(ref_pwcca(x, y, "morcos"), abs=TOL)
 
 
-def test_pwcca_weights_from_smaller_layer():
-    """google picks the side with fewer neurons; with p1 > p2 it used to raise IndexError."""
-    x, y = make_case("random")
-    assert similarity("pwcca", y, x) == pytest.approx(ref_pwcca(y, x), abs=TOL)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pwcca_larger_layer_first_is_googles_smaller_first(seed):
+    """p1 > p2: the value is google's compute_pwcca(smaller, larger), whose canonical
+    directions (u of the smaller-first SVD) can differ in sign from v of ours, which would
+    move the value once the means are added back."""
+    small, big = make_case("random", seed)  # 10 and 14 neurons
+    expected = google_compute_pwcca(small.T, big.T)
+    assert similarity("pwcca", big, small) == pytest.approx(expected, abs=TOL)
+    assert similarity("pwcca", small, big) == pytest.approx(expected, abs=TOL)
 
 
 @pytest.mark.parametrize("case", ["random", "scaled_shifted"])

@@ -253,3 +253,22 @@ def test_defaults_cover_every_setting():
         "iterations", "rate", "scope", "mixed_rates", "prune_output_layer",
         "retrain", "rewind_epoch", "finetune_epochs",
     }  # fmt: skip
+
+
+def test_density_all_params_counts_every_parameter():
+    """The paper's x-axis: pruned weights are removed from all parameters, BN/biases stay."""
+    from prunesim.models import build_model
+    from prunesim.pruning import density_all_params, prunable_parameters
+
+    model = build_model("vgg_svhn", width=0.25)
+    names = list(prunable_parameters(model))
+    params = dict(model.named_parameters())
+    total = sum(p.numel() for p in params.values())
+    assert density_all_params(model, names) == 1.0
+    with torch.no_grad():
+        for n in names:
+            params[n].view(-1)[: params[n].numel() // 2] = 0
+    removed = sum(params[n].numel() // 2 for n in names)
+    assert density_all_params(model, names) == pytest.approx((total - removed) / total)
+    # larger than the prunable density, since BN and biases are never pruned
+    assert density_all_params(model, names) > 0.5

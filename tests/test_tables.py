@@ -25,6 +25,11 @@ from prunesim.tables import (
 MODEL, DATASET, EXPERIMENT = "vgg_svhn", "svhn", "exp"
 
 
+def all_params(density: float) -> float:
+    """A made-up fraction of all parameters: half of them are never pruned."""
+    return 1 - (1 - density) / 2
+
+
 def write_network(root: Path, run, iteration, accuracy, density) -> Path:
     where = "dense" if run is None else f"run{run}/iter{iteration}"
     path = root / "networks" / where / "metrics.json"
@@ -32,7 +37,8 @@ def write_network(root: Path, run, iteration, accuracy, density) -> Path:
     record = {
         "experiment": EXPERIMENT, "model": MODEL, "dataset": DATASET, "run": run,
         "iteration": iteration, "test_accuracy": accuracy, "density": density,
-        "prunable_weights": 1000, "alive_weights": round(1000 * density),
+        "density_all_params": all_params(density), "prunable_weights": 1000,
+        "alive_weights": round(1000 * density),
         "density_per_layer": {}, "prune_output_layer": False, "scope": "global",
         "retrain": "lrr", "seed": 1,
     }  # fmt: skip
@@ -88,8 +94,8 @@ def test_similarity_table_columns_and_rows(study):
     table = pd.read_csv(tables / "similarity.csv", keep_default_na=False, na_values=[""])
     assert list(table.columns) == SIMILARITY_COLUMNS
     assert SIMILARITY_COLUMNS == [
-        "model", "dataset", "run", "iteration", "density", "layer", "layer_index",
-        "layer_kind", "metric", "value", "note", "layer_b",
+        "model", "dataset", "run", "iteration", "density", "density_all_params", "layer",
+        "layer_index", "layer_kind", "metric", "value", "note", "layer_b",
     ]  # fmt: skip
     assert len(table) == 2 * 2 * 3
     # sorted by metric, run, iteration, then forward layer order
@@ -117,7 +123,8 @@ def test_degenerate_value_is_an_explained_gap(study):
     lines = (tables / "similarity.csv").read_text().splitlines()
     gap = [line for line in lines if "constant" in line]
     assert gap == [
-        f"{MODEL},{DATASET},2,2,0.6400000000000001,pool1,2,pool,cka,,layer_a is constant,pool1"
+        f"{MODEL},{DATASET},2,2,0.6400000000000001,{all_params(0.8**2)!r},pool1,2,pool,cka,,"
+        "layer_a is constant,pool1"
     ]
 
 
@@ -171,14 +178,16 @@ def test_cross_layer_pairs_keep_layer_b_in_forward_order(tmp_path):
 def test_accuracy_table_exact(study):
     root, sims, networks = study
     tables, _ = build(root, sims, networks)
-    assert ACCURACY_COLUMNS == ["model", "dataset", "run", "iteration", "density", "test_accuracy"]
+    assert ACCURACY_COLUMNS == [
+        "model", "dataset", "run", "iteration", "density", "density_all_params", "test_accuracy",
+    ]  # fmt: skip
     expected = [
-        "model,dataset,run,iteration,density,test_accuracy",
-        f"{MODEL},{DATASET},,0,1.0,0.9",
-        f"{MODEL},{DATASET},1,1,0.8,{0.9 - 0.01 - 0.001!r}",
-        f"{MODEL},{DATASET},1,2,{0.8**2!r},{0.9 - 0.02 - 0.001!r}",
-        f"{MODEL},{DATASET},2,1,0.8,{0.9 - 0.01 - 0.002!r}",
-        f"{MODEL},{DATASET},2,2,{0.8**2!r},{0.9 - 0.02 - 0.002!r}",
+        "model,dataset,run,iteration,density,density_all_params,test_accuracy",
+        f"{MODEL},{DATASET},,0,1.0,1.0,0.9",
+        f"{MODEL},{DATASET},1,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.001!r}",
+        f"{MODEL},{DATASET},1,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.001!r}",
+        f"{MODEL},{DATASET},2,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.002!r}",
+        f"{MODEL},{DATASET},2,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.002!r}",
     ]
     assert (tables / "accuracy.csv").read_text().splitlines() == expected
 

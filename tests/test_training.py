@@ -380,3 +380,67 @@ def test_train_dense_network_bad_rewind_epoch(small_path, tmp_path):
             tmp_path / "m.json", 5, tmp_path / "r.pt", seed=0, threads=1, resume_path=None,
         )  # fmt: skip
     assert not np.any([p.exists() for p in (tmp_path / "m.pt", tmp_path / "r.pt")])
+
+
+def test_cifar10_fast_lars_matches_its_lars_update():
+    """cifar10-fast's LARS_update: per-row lr*|w_i|/(|g_i|+1e-2), Nesterov with lr in v."""
+    torch.manual_seed(1)
+    w0, b0 = torch.randn(4, 3), torch.randn(4)
+    g1, g2 = torch.randn(4, 3), torch.randn(4, 3)
+    gb = torch.randn(4)
+    w, b = torch.nn.Parameter(w0.clone()), torch.nn.Parameter(b0.clone())
+    opt = LARS(
+        [w, b],
+        lr=0.3,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        variant="cifar10_fast",
+        eta=123.0,
+    )  # fmt: skip  (eta is ignored)
+
+    def reference(w, dw, v, lr):  # torch_backend.py's nesterov_update, lr scaled per row
+        scale = lr * w.norm(dim=-1 if w.ndim == 1 else 1) if w.ndim > 1 else lr * w.abs()
+        dw_norm = dw.reshape(len(dw), -1).norm(dim=1) if w.ndim > 1 else dw.abs()
+        lr_rows = (scale / (dw_norm + 1e-2)).reshape(-1, *([1] * (w.ndim - 1)))
+        step = -(dw + 5e-4 * w) * lr_rows
+        v = 0.9 * v + step
+        return w + step + 0.9 * v, v
+
+    ref_w, v_w = w0.clone(), torch.zeros_like(w0)
+    ref_b, v_b = b0.clone(), torch.zeros_like(b0)
+    for g, lr in ((g1, 0.3), (g2, 0.1)):
+        opt.param_groups[0]["lr"] = lr
+        w.grad, b.grad = g.clone(), gb.clone()
+        opt.step()
+        ref_w, v_w = reference(ref_w, g, v_w, lr)
+        ref_b, v_b = reference(ref_b, gb, v_b, lr)
+    torch.testing.assert_close(w.detach(), ref_w)
+    torch.testing.assert_close(b.detach(), ref_b)
+    with pytest.raises(ValueError, match="variant"):
+        LARS([w], lr=0.1, variant="you")
+    assert resolve_settings({"lars": {"variant": "cifar10_fast"}})["lars"]["variant"] == (
+        "cifar10_fast"
+    )
+
+
+def test_evaluate_honours_amp_setting(digits, monkeypatch):
+    """`amp: false` means full precision in evaluation too, not only in training steps."""
+    from prunesim import training
+
+    seen = []
+    real = training._autocast
+    monkeypatch.setattr(training, "_autocast", lambda dev, on: seen.append(on) or real(dev, on))
+    model = fresh(width=0.125)
+    args = (model, digits["x_test"], digits["y_test"], digits["mean"], digits["std"], "cpu")
+    evaluate(*args)
+    assert seen
+    assert not any(seen)
+    seen.clear()
+    evaluate(*args, amp=True)
+    assert seen
+    assert all(seen)
+    seen.clear()
+    train(fresh(width=0.125), digits, {**FAST, "epochs": 1, "amp": False}, seed=0, device="cpu")
+    assert seen
+    assert not any(seen)

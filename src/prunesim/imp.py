@@ -48,6 +48,7 @@ from prunesim.pruning import (
     check_masks_hold,
     check_nested,
     count_weights,
+    density_all_params,
     density_per_layer,
     prune_step,
     resolve_prune_settings,
@@ -187,10 +188,11 @@ def run_imp_iteration(
 
     check_masks_hold(model, masks)
     model.eval()
+    eval_settings = training.resolve_settings(dict(train_settings))
     accuracy = float(
         training.evaluate(
             model, arrays["x_test"], arrays["y_test"], arrays["mean"], arrays["std"], device,
-            training.resolve_settings(dict(train_settings))["eval_batch_size"],
+            eval_settings["eval_batch_size"], eval_settings["amp"],
         )
     )  # fmt: skip
 
@@ -220,6 +222,7 @@ def run_imp_iteration(
         "iteration": int(iteration),
         "test_accuracy": accuracy,
         "density": alive / total,
+        "density_all_params": density_all_params(model, names),
         "prunable_weights": total,
         "alive_weights": alive,
         "density_per_layer": density_per_layer(state, names),

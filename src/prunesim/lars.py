@@ -8,10 +8,17 @@ arXiv:1708.03888) is *layer-wise*: for a weight tensor ``w`` with gradient ``g``
     w = w - lr * (v                          )   plain momentum
     w = w - lr * (local_lr*(g+wd*w) + momentum*v) Nesterov
 
-``granularity="row"`` computes the norms per output unit (each row of ``w.reshape(out, -1)``)
-instead, as cifar10-fast's ``LARS_update`` (``torch_backend.py``: ``lr * ||w_i|| / (||g_i||
-+ 1e-2)``, Nesterov, no eta and no wd term in the denominator). Default is layer-wise because
-that is what "LARS" names and what issue 3 asks for; cifar10-fast's variant stays one flag away.
+``granularity="row"`` computes the same ratio per output unit (each row of
+``w.reshape(out, -1)``), still with eta and the wd term.
+
+``variant="cifar10_fast"`` is cifar10-fast's ``LARS_update`` (``torch_backend.py``) exactly:
+every tensor -- vectors included, where ``reshape(size(0), -1)`` makes the "rows" single
+entries -- takes a Nesterov step (cifar10-fast's ``nesterov_update``) with the lr scaled per row
+by ``||w_i|| / (||g_i|| + 1e-2)``, the gradient norm taken *before* weight decay is added, and no
+eta. cifar10-fast sums its loss over the batch; here the loss is a mean, so ``g`` is the
+mean-loss gradient and the lr is the configured (mean-loss) one. ``eta``, ``eps`` and
+``granularity`` are ignored by this variant. Measured against You et al.'s form and plain
+Nesterov SGD in ``benchmarks/validate_training.py`` (README "Choices").
 
 Only tensors with more than one dimension (conv/linear weights) are rescaled; BN parameters
 and biases take plain (Nesterov) SGD steps without weight decay rescaling, as in common LARS
@@ -39,16 +46,19 @@ class LARS(Optimizer):
         eta: float = 1e-3,
         eps: float = 1e-8,
         granularity: str = "layer",
+        variant: str = "you2017",
     ):
         if lr < 0 or momentum < 0 or weight_decay < 0 or eta <= 0 or eps < 0:
             raise ValueError("LARS: lr, momentum, weight_decay, eps must be >= 0 and eta > 0")
         if granularity not in ("layer", "row"):
             raise ValueError(f"LARS granularity must be 'layer' or 'row', got {granularity!r}")
+        if variant not in ("you2017", "cifar10_fast"):
+            raise ValueError(f"LARS variant must be 'you2017' or 'cifar10_fast', got {variant!r}")
         if nesterov and momentum <= 0:
             raise ValueError("Nesterov momentum requires momentum > 0")
         defaults = dict(
             lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-            eta=eta, eps=eps, granularity=granularity,
+            eta=eta, eps=eps, granularity=granularity, variant=variant,
         )  # fmt: skip
         super().__init__(params, defaults)
 
@@ -59,26 +69,49 @@ class LARS(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad
-                if p.ndim > 1:
-                    scale = self._trust_ratio(p, g, group)
-                    d = (g + wd * p) * scale if wd else g * scale
+                if group["variant"] == "cifar10_fast":
+                    self._cifar10_fast_step(p, group)
                 else:
-                    d = g + wd * p if wd else g.clone()
-                if mom:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = d.clone()
-                    else:
-                        buf.mul_(mom).add_(d)
-                    d = d.add(buf, alpha=mom) if group["nesterov"] else buf
-                p.add_(d, alpha=-lr)
+                    self._you2017_step(p, group)
         return loss
+
+    def _you2017_step(self, p, group):
+        lr, mom, wd, g = group["lr"], group["momentum"], group["weight_decay"], p.grad
+        if p.ndim > 1:
+            scale = self._trust_ratio(p, g, group)
+            d = (g + wd * p) * scale if wd else g * scale
+        else:
+            d = g + wd * p if wd else g.clone()
+        if mom:
+            state = self.state[p]
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d.clone()
+            else:
+                buf.mul_(mom).add_(d)
+            d = d.add(buf, alpha=mom) if group["nesterov"] else buf
+        p.add_(d, alpha=-lr)
+
+    def _cifar10_fast_step(self, p, group):
+        """``nesterov_update`` of cifar10-fast: the lr is folded into the momentum buffer."""
+        mom, wd, g = group["momentum"], group["weight_decay"], p.grad
+        d = (g + wd * p) * (group["lr"] * self._cifar10_fast_ratio(p, g))
+        buf = self.state[p].get("momentum_buffer")
+        if buf is None:
+            buf = self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        buf.mul_(mom).add_(d)
+        p.sub_(d.add_(buf, alpha=mom))
+
+    @staticmethod
+    def _cifar10_fast_ratio(p, g):
+        """cifar10-fast's ``norm(w) / (norm(dw) + 1e-2)`` per row (per entry for vectors)."""
+        rows = p.shape[0] if p.ndim else 1
+        w_norm = p.reshape(rows, -1).norm(dim=1)
+        g_norm = g.reshape(rows, -1).norm(dim=1)
+        return (w_norm / (g_norm + 1e-2)).reshape(p.shape[:1] + (1,) * max(p.ndim - 1, 0))
 
     @staticmethod
     def _trust_ratio(p, g, group):

@@ -4,15 +4,19 @@ The ``aggregate`` rule calls :func:`build_tables`. Inputs are the similarity job
 files and every network's ``metrics.json`` (never a checkpoint: this module is torch-free).
 Columns are those of ``docs/architecture.md`` ("Tables and figures"):
 
-- ``similarity.csv``: model, dataset, run, iteration, density, layer, layer_index,
-  layer_kind, metric, value, note, layer_b (+ ci_low, ci_high when any job recorded them).
-  ``layer`` is the pruned network's layer, ``layer_b`` the dense network's. A value the
-  metric could not define (e.g. a layer that is entirely zero) is kept as an empty cell
-  with the job's ``note`` saying why: an explained gap, never a dropped row.
-- ``accuracy.csv``: model, dataset, run, iteration, density, test_accuracy; the dense
-  network is iteration 0 with an empty run.
+- ``similarity.csv``: model, dataset, run, iteration, density, density_all_params, layer,
+  layer_index, layer_kind, metric, value, note, layer_b (+ ci_low, ci_high when any job
+  recorded them). ``layer`` is the pruned network's layer, ``layer_b`` the dense network's.
+  A value the metric could not define (e.g. a layer that is entirely zero) is kept as an
+  empty cell with the job's ``note`` saying why: an explained gap, never a dropped row.
+- ``accuracy.csv``: model, dataset, run, iteration, density, density_all_params,
+  test_accuracy; the dense network is iteration 0 with an empty run.
 - ``masks.csv``: experiment, iteration, density, layer, run_a, run_b, jaccard (built by
   ``prunesim.masks``; written here so all three tables share one atomic writer).
+
+``density`` is the fraction of prunable weights that are nonzero; ``density_all_params`` the
+fraction of all learnable parameters (BN and biases included) that remain, the paper's x-axis
+(``prunesim.pruning.density_all_params``).
 
 Rows are sorted, so the same inputs give byte-identical tables.
 """
@@ -33,11 +37,13 @@ from prunesim.errors import CorruptFileError, PrunesimError
 from prunesim.layers import compared_layers
 
 SIMILARITY_COLUMNS = [
-    "model", "dataset", "run", "iteration", "density", "layer", "layer_index",
+    "model", "dataset", "run", "iteration", "density", "density_all_params", "layer", "layer_index",
     "layer_kind", "metric", "value", "note", "layer_b",
 ]  # fmt: skip
 OPTIONAL_SIMILARITY_COLUMNS = ["ci_low", "ci_high"]
-ACCURACY_COLUMNS = ["model", "dataset", "run", "iteration", "density", "test_accuracy"]
+ACCURACY_COLUMNS = [
+    "model", "dataset", "run", "iteration", "density", "density_all_params", "test_accuracy",
+]  # fmt: skip
 MASK_COLUMNS = ["experiment", "iteration", "density", "layer", "run_a", "run_b", "jaccard"]
 
 _SIMILARITY_KEYS = ("run", "iteration", "metric", "layer_a", "layer_b", "value")
@@ -125,6 +131,7 @@ def accuracy_table(network_metrics: Iterable[Mapping], model: str, dataset: str)
             "run": _network_key(rec.get("run"), rec["iteration"])[0],
             "iteration": int(rec["iteration"]),
             "density": _finite_or_none(rec["density"]),
+            "density_all_params": _finite_or_none(rec.get("density_all_params")),
             "test_accuracy": _finite_or_none(rec["test_accuracy"]),
         }
         for rec in network_metrics
@@ -133,6 +140,7 @@ def accuracy_table(network_metrics: Iterable[Mapping], model: str, dataset: str)
     table["run"] = table["run"].astype("Int64")
     table["iteration"] = table["iteration"].astype("int64")
     table["density"] = table["density"].astype("float64")
+    table["density_all_params"] = table["density_all_params"].astype("float64")
     table["test_accuracy"] = table["test_accuracy"].astype("float64")
     # dense first (empty run), then run by run in IMP order
     return table.sort_values(["run", "iteration"], na_position="first").reset_index(drop=True)
@@ -152,7 +160,10 @@ def similarity_table(
     """
     layers = {name: (index, kind) for index, (name, kind) in enumerate(compared_layers(model))}
     densities = {
-        _network_key(rec.get("run"), rec["iteration"]): _finite_or_none(rec["density"])
+        _network_key(rec.get("run"), rec["iteration"]): (
+            _finite_or_none(rec["density"]),
+            _finite_or_none(rec.get("density_all_params")),
+        )
         for rec in network_metrics
     }
     rows, seen, has_ci = [], {}, False
@@ -191,7 +202,8 @@ def similarity_table(
             "dataset": dataset,
             "run": run,
             "iteration": iteration,
-            "density": densities.get(network),
+            "density": densities.get(network, (None, None))[0],
+            "density_all_params": densities.get(network, (None, None))[1],
             "layer": rec["layer_a"],
             "layer_index": index,
             "layer_kind": kind,
@@ -213,7 +225,8 @@ def similarity_table(
     table = table[columns].reset_index(drop=True)
     for col in ("run", "iteration", "layer_index"):
         table[col] = table[col].astype("int64")
-    for col in ("density", "value", *(OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])):
+    floats = ("density", "density_all_params", "value")
+    for col in (*floats, *(OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])):
         table[col] = table[col].astype("float64")
     for col in ("model", "dataset", "layer", "layer_kind", "metric", "note", "layer_b"):
         table[col] = table[col].astype("object")

@@ -36,7 +36,12 @@ from prunesim.augment import augment_batch, normalize_augment_settings, to_float
 from prunesim.checkpoint import save_checkpoint
 from prunesim.errors import ConfigError
 from prunesim.lars import LARS
-from prunesim.pruning import count_weights, density_per_layer, prunable_parameters
+from prunesim.pruning import (
+    count_weights,
+    density_all_params,
+    density_per_layer,
+    prunable_parameters,
+)
 from prunesim.seeds import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -51,8 +56,9 @@ DEFAULT_TRAIN_SETTINGS: dict[str, Any] = {
     "nesterov": False,  # open_lth / Renda: not Nesterov
     "weight_decay": 5e-4,  # Renda's VGG value (open_lth uses 1e-4); training.md section 1.1
     "schedule": {"kind": "step", "milestones": [80, 120], "gamma": 0.1},  # open_lth 80ep,120ep
-    # Authors' loader: RandomCrop(32, 4) + flip + RandomAffine(15, 0.1); cutout 8 (cifar10-fast)
-    # because the paper lists cutout. pad_mode/interpolation follow torchvision's defaults.
+    # The paper lists crop, flip, affine and cutout for CIFAR-10 (section 4.1). Crop, flip and
+    # affine as the authors' loader (RandomCrop(32, 4), RandomAffine(15, 0.1)); cutout 8 is our
+    # choice (cifar10-fast's size). pad_mode/interpolation follow torchvision's defaults.
     "augment": {
         "crop": 4,
         "pad_mode": "zeros",
@@ -65,7 +71,8 @@ DEFAULT_TRAIN_SETTINGS: dict[str, Any] = {
     "eval_batch_size": 1000,
     "channels_last": True,  # +20-35 % train throughput on this CPU (training.md section 8.1)
     # Added keys:
-    "lars": {"eta": 1e-3, "eps": 1e-8, "granularity": "layer"},  # You et al. 2017; see lars.py
+    # You et al. 2017 (variant you2017) or cifar10-fast's LARS_update (cifar10_fast); lars.py
+    "lars": {"eta": 1e-3, "eps": 1e-8, "granularity": "layer", "variant": "you2017"},
     "eval_every": 1,  # evaluate the test set every k epochs (0: only after the last epoch)
     "drop_last": False,  # keep the last partial batch, as torch's DataLoader default
     "amp": True,  # mixed precision, used on CUDA only (bf16 where supported, else fp16)
@@ -78,22 +85,25 @@ PAPER_TRAIN_SETTINGS: dict[str, dict[str, Any]] = {
         **copy.deepcopy(DEFAULT_TRAIN_SETTINGS),
         "epochs": 15,  # the brief: 15 epochs
         "batch_size": 50,  # the brief: batch 50
-        "lr": 0.1,  # authors' MNIST demo (no SVHN value in their repo): open question
-        "weight_decay": 1e-4,  # authors' MNIST demo
+        # The paper (section 4.2): "SGDM with hyperparameters as for VGG16_BN".
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
         # "/10 at epochs 7 and 12" (brief), MultiStepLR semantics: epochs >= 7 run at 0.01.
         "schedule": {"kind": "step", "milestones": [7, 12], "gamma": 0.1},
-        "augment": False,  # authors' SVHN loader: Normalize only
+        "augment": False,  # our choice, as the authors' SVHN loader (Normalize only)
     },
     "resnet_fast": {
         **copy.deepcopy(DEFAULT_TRAIN_SETTINGS),
         "epochs": 24,  # dawn.py
         "batch_size": 512,  # dawn.py
-        "optimizer": "lars",  # the paper: "SGDM with LARS"
+        "optimizer": "lars",  # the paper: "SGDM with LARS updates" (see README "Choices")
+        "lr": 0.4,  # dawn.py's peak; the piecewise_linear schedule sets the lr itself
         "nesterov": True,  # dawn.py nesterov_update
         "weight_decay": 5e-4,  # dawn.py 5e-4*bs in summed-loss units = 5e-4 with mean loss
         # dawn.py: PiecewiseLinear([0, 5, 24], [0, 0.4, 0]) per iteration, mean-loss units.
         "schedule": {"kind": "piecewise_linear", "epochs": [0, 5, 24], "values": [0.0, 0.4, 0.0]},
-        # dawn.py: reflect pad 4 + crop, flip, Cutout(8, 8); no affine.
+        # Our choice, cifar10-fast's dawn.py: reflect pad 4 + crop, flip, Cutout(8, 8); no affine.
         "augment": {"crop": 4, "pad_mode": "reflect", "flip": True, "affine": False, "cutout": 8},
     },
 }
@@ -135,8 +145,11 @@ def resolve_settings(settings: dict | None) -> dict:
         raise ConfigError(f"train.grad_clip must be > 0 or null, got {cfg['grad_clip']!r}")
     if not isinstance(cfg["eval_every"], int) or cfg["eval_every"] < 0:
         raise ConfigError(f"train.eval_every must be an integer >= 0, got {cfg['eval_every']!r}")
-    if set(cfg["lars"]) - {"eta", "eps", "granularity"}:
-        raise ConfigError("train.lars takes only eta, eps, granularity")
+    if set(cfg["lars"]) - set(DEFAULT_TRAIN_SETTINGS["lars"]):
+        raise ConfigError(
+            f"train.lars takes only {', '.join(DEFAULT_TRAIN_SETTINGS['lars'])}; "
+            f"got {sorted(cfg['lars'])}"
+        )
     cfg["augment"] = normalize_augment_settings(cfg["augment"])
     cfg["schedule"] = _check_schedule(cfg["schedule"], cfg["epochs"])
     return cfg
@@ -261,11 +274,15 @@ def _is_channels_last(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def evaluate(model, x_uint8, y, mean, std, device=None, batch_size: int = 1000) -> float:
+def evaluate(
+    model, x_uint8, y, mean, std, device=None, batch_size: int = 1000, amp: bool = False
+) -> float:
     """Top-1 accuracy (fraction in [0, 1]) of ``model`` in eval mode on un-augmented data.
 
     ``x_uint8`` is NHWC uint8 (numpy or tensor), ``y`` int labels, ``mean``/``std`` per-channel
-    on the [0, 1] scale. The model's train/eval mode is restored afterwards.
+    on the [0, 1] scale. ``amp``: mixed precision on CUDA (the ``train.amp`` setting; off by
+    default so an accuracy is full precision unless asked). The model's train/eval mode is
+    restored afterwards.
     """
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     model.to(device)
@@ -279,7 +296,7 @@ def evaluate(model, x_uint8, y, mean, std, device=None, batch_size: int = 1000) 
     try:
         for i in range(0, len(y), batch_size):
             xb = to_float(x[i : i + batch_size], mean_t, std_t, channels_last)
-            with _autocast(device, True):
+            with _autocast(device, amp):
                 out = model(xb)
             correct += (out.argmax(1) == y[i : i + batch_size]).sum()
     finally:
@@ -434,7 +451,9 @@ def train(
         every = cfg["eval_every"]
         evaluated = last or bool(every and (epoch + 1 - start_epoch) % every == 0)
         if evaluated:
-            test_acc = evaluate(model, x_test, y_test, mean, std, device, cfg["eval_batch_size"])
+            test_acc = evaluate(
+                model, x_test, y_test, mean, std, device, cfg["eval_batch_size"], cfg["amp"]
+            )
             model.train()
         elapsed += time.perf_counter() - t0
         record = {
@@ -462,7 +481,9 @@ def train(
         _save_snapshot(snapshots[end_epoch], model, masks, end_epoch, seed)
     if not history or history[-1]["epoch"] != end_epoch or history[-1]["test_accuracy"] is None:
         # start_epoch == end_epoch: nothing trained, still report the model's accuracy.
-        test_acc = evaluate(model, x_test, y_test, mean, std, device, cfg["eval_batch_size"])
+        test_acc = evaluate(
+            model, x_test, y_test, mean, std, device, cfg["eval_batch_size"], cfg["amp"]
+        )
         model.train()
     if resume_path is not None:
         resume_path.unlink(missing_ok=True)
@@ -611,6 +632,7 @@ def train_dense_network(
         "iteration": 0,
         "test_accuracy": result["test_accuracy"],
         "density": report["density"],
+        "density_all_params": density_all_params(model, names),
         "prunable_weights": report["prunable_weights"],
         "alive_weights": report["alive_weights"],
         "density_per_layer": report["density_per_layer"],

@@ -18,6 +18,8 @@ class Metric:
     - ``plan(n, p1, p2, settings) -> "moments" | "gram" | "direct"``: the cheapest exact route.
     - ``from_moments(mom, **settings) -> (value, details)`` for the moment route, with
       ``needs_full(settings)`` / ``needs_fourth(settings)`` saying which moments it reads.
+      A ``"note"`` in details (None or a string) becomes the report's note: a caveat on a
+      value that is defined but uninformative.
     - ``from_gram(kx, ky, bk, **settings)`` for (n, n) Grams of centered data (optional).
     - ``direct(chunks, bk) -> (value, details)`` over (x, y, weights) row chunks (optional).
     """

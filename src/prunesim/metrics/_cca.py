@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from ._checks import check_fraction
+
+_log = logging.getLogger(__name__)
+_warned = False  # the few-rows warning is logged once per process (= once per workflow job)
 
 
 def mean_correlation(rho, truncate, bk) -> float:
     """Mean of the canonical correlations rho (descending), or google/svcca's truncated mean.
 
     truncate=t reproduces ``get_cca_similarity(...)["mean"]``: the mean of rho[:i] for the
-    first i with Σ rho[:i] ≥ t·Σ rho (all of rho if no such i < len(rho)); the paper's code
-    printed this with t = 0.98.
+    first i with Σ rho[:i] ≥ t·Σ rho (all of rho if no such i < len(rho)); the authors' code
+    printed this with t = 0.98 (after the SVD step: ``svcca`` with ``truncate: 0.98``).
     """
     k = rho.shape[0]
     if truncate is None:
@@ -34,3 +39,30 @@ def validate_cca(settings: dict) -> None:
 
 def moments_plan(n, p1, p2, settings) -> str:
     return "moments"
+
+
+def few_rows_note(mom) -> str | None:
+    """A note when n − 1 ≤ max(p1, p2): then the CCA-family value carries no information.
+
+    Centered rows span at most n − 1 dimensions; a layer with that many neurons (generically)
+    spans all of them, so every direction of the other layer lies in its span and all canonical
+    correlations are 1, whatever the layers hold: two independent noise matrices give mean CCA
+    = PWCCA = 1.0 and SVCCA 0.85–0.97 (0.3 with ten times more rows). google/svcca and
+    anatome refuse such inputs; we keep the value (the table stays complete) and say why it is
+    uninformative. Logs a warning the first time in a process (= once per workflow job).
+    """
+    n, p1, p2 = mom.shape
+    if n - 1 > max(p1, p2):
+        return None
+    layer, p = ("a", p1) if p1 >= p2 else ("b", p2)
+    note = (
+        f"uninformative: n = {n} rows for p = {p} neurons in layer {layer} (n - 1 <= p): the "
+        "layer can span every centered direction, so the canonical correlations are 1 by "
+        "construction (SVCCA: pushed towards 1) even for unrelated layers; use more "
+        "probe points, the channels reshape, or CKA/NBS"
+    )
+    global _warned
+    if not _warned:
+        _warned = True
+        _log.warning("%s (CCA-family metrics; logged once per process)", note)
+    return note

@@ -156,7 +156,8 @@ def similarity(name: str, x, y, **settings) -> float:
 def similarity_report(name: str, x, y, settings: dict | None = None) -> dict:
     """In-memory twin of similarity_from_hdf5: {"value", "note", "details"[, "ci_low", "ci_high"]}.
 
-    Degenerate inputs give value None and a note instead of an exception.
+    Degenerate inputs give value None and a note instead of an exception; a note next to a
+    value says why that value is uninformative (CCA family with n - 1 <= p).
     """
     metric, s, kw, bk, xm, ym, route = _prepare(name, x, y, settings)
     n_img = x.shape[0]
@@ -180,7 +181,9 @@ def _report(compute, boot, n_img, rows_per_image, weighted, resampled) -> dict:
         value, details = compute()
     except DegenerateRepresentationError as err:
         return {"value": None, "note": str(err)}
-    out = {"value": float(value), "note": None, "details": details}
+    # a metric may flag a defined but uninformative value (CCA family with n - 1 <= p)
+    note = details.pop("note", None)
+    out = {"value": float(value), "note": note, "details": details}
     if boot is not None:
         out.update(_bootstrap(boot, n_img, rows_per_image, weighted, resampled))
     return out
@@ -385,7 +388,8 @@ def similarity_from_hdf5(name, path_a, key_a, path_b, key_b, settings: dict) -> 
 
     Returns a JSON-able dict: {"value": float | None, "note": None | str, "details": {...}} plus
     "ci_low", "ci_high", "bootstrap_samples" when ``bootstrap`` is set (one extra streamed pass
-    per resample on the moment route; the Gram route resamples its Gram).
+    per resample on the moment route; the Gram route resamples its Gram). "note" says why a
+    value is missing (None) or, next to a value, why it is uninformative.
     """
     import h5py
 

@@ -1,29 +1,48 @@
 """PWCCA (Morcos et al. 2018) exactly as google/svcca's ``pwcca.compute_pwcca`` computes it.
 
-Inputs X (n, p1), Y (n, p2). google's algorithm, in our (samples, neurons) layout:
+Inputs X (n, p1), Y (n, p2). google's algorithm, in our (samples, neurons) layout, for the
+layer that gives the weights first (A) and the other second (B):
 
-1. Canonical directions from arr = Σxx^{-1/2} Σxy Σyy^{-1/2} (symmetric inverse square roots),
+1. Canonical directions from arr = Σaa^{-1/2} Σab Σbb^{-1/2} (symmetric inverse square roots),
    ``u, ρ, vᵀ = svd(arr)``.
-2. Side: X if it has no more (kept) neurons than Y, else Y (google's else-branch indexes the
-   wrong layer, PR #9; fixed here). With equal sizes the weights come from X (layer a).
-3. "Directions" dirns = coef·(A − μ)ᵀ + μ1ᵀ with coef = uᵀ (or vᵀ), A the side's raw
-   activations (n, k) and μ its means: rotated centered neurons with the means added back.
-4. P = orthonormal Gram–Schmidt basis of dirnsᵀ (google: QR), weights wᵢ = Σⱼ |⟨Pᵢ, Aⱼ⟩|
+2. "Directions" dirns = uᵀ(A − μ)ᵀ + μ1ᵀ with μ the neuron means of A: rotated centered neurons
+   with the means added back (direction i gets neuron i's mean).
+3. P = orthonormal Gram–Schmidt basis of dirnsᵀ (google: QR), weights wᵢ = Σⱼ |⟨Pᵢ, Aⱼ⟩|
    (abs before the sum, raw activations), normalised to Σ w = 1;  PWCCA = Σᵢ wᵢ ρᵢ.
 
-Everything comes from the moment blocks: with G = coef C coefᵀ + n μμᵀ = L Lᵀ (Cholesky) and
-H = coef C + n μμᵀ, Pᵀ A = L⁻¹ H. Dead units (variance ≤ rtol² × the largest) are dropped as
-google's ``remove_small`` does with a small epsilon; remaining exact linear dependencies are
-dropped greedily in neuron order (a neuron is kept if its residual std after regression on the
-kept earlier neurons exceeds rtol times its own std) instead of crashing.
+Which layer is A: the one with fewer (kept) neurons, layer a (X) on ties, and the value is
+google's ``compute_pwcca(A, B)``, i.e. always google's x-branch with A as its first argument.
+Why: that is the only call of google's code that works when the sizes differ (its else-branch
+indexes the wrong layer, PR #9), so "pass the smaller layer first" is how a google user gets a
+number; taking the weights from vᵀ of svd(Σxx^{-1/2} Σxy Σyy^{-1/2}) instead gives the same
+vectors up to sign, and the sign moves the value (by 1e-4 to 1e-2) once the means are added
+back in step 2. A consequence: PWCCA(X, Y) = PWCCA(Y, X) whenever the kept sizes differ.
 
-The small SVD always runs in numpy on the CPU: singular-vector signs change step 3 (the means
-are added back unrotated), and this keeps the value equal to google's numpy result on every
-device.
+Everything comes from the moment blocks: with G = uᵀ C u + n μμᵀ = L Lᵀ (Cholesky) and
+H = uᵀ C + n μμᵀ, Pᵀ A = L⁻¹ H.
 
-Options: ``weights: morcos`` gives the textbook weights αᵢ = Σⱼ |⟨hᵢ, xⱼ⟩| with hᵢ the unit
-canonical variates (= Σⱼ |(C^{1/2} u)ⱼᵢ|); ``keep: 0.99`` applies SVCCA's SVD step first
-(google's tutorial "pwcca on svd99").
+Neurons: dead units (variance ≤ rtol² × the largest) are dropped as google's ``remove_small``
+does with a small epsilon. Remaining exact linear dependencies (google: NaN or LinAlgError)
+are dropped greedily in order of decreasing variance (ties: column order): a neuron is kept if
+its residual std after regression on the neurons kept before it exceeds rtol times its own
+std. The kept set therefore does not depend on the order of the columns (except between
+neurons of exactly equal variance); column order would make it arbitrary, and the
+largest-variance neurons are the ones that contribute most to the weights.
+
+Neuron order: the value with the default weights still depends on the order of A's neurons
+when their means are not zero, because step 2 adds neuron i's mean to direction i; this is
+google's algorithm, kept for parity (``weights: morcos`` and centered inputs are
+order-free).
+
+Few rows: when n − 1 ≤ max(p1, p2) the canonical correlations are 1 by construction and
+the value says nothing about the layers (see ``_cca.few_rows_note``); it is kept, with a note.
+
+The small SVD always runs in numpy on the CPU: singular-vector signs change step 2, and this
+keeps the value equal to google's numpy result on every device.
+
+Options: ``weights: morcos`` gives the paper's Eq. 4, Morcos et al.'s weights
+αᵢ = Σⱼ |⟨hᵢ, aⱼ⟩| with hᵢ the unit canonical variates (= Σⱼ |(C^{1/2} u)ⱼᵢ|);
+``keep: 0.99`` applies SVCCA's SVD step first (google's tutorial "pwcca on svd99").
 
 Settings: reshape ("channels"), weights ("svcca"), keep (null), rtol (1e-6).
 """
@@ -34,7 +53,7 @@ import numpy as np
 
 from ..errors import DegenerateRepresentationError
 from ._base import Metric
-from ._cca import moments_plan
+from ._cca import few_rows_note, moments_plan
 from ._checks import check_choice, check_fraction
 from ._linalg import spectrum
 from .svcca import kept_dimension
@@ -44,8 +63,11 @@ WEIGHTS = ("svcca", "morcos")
 
 
 def select_neurons(c: np.ndarray, rtol: float, side: str, full_rank=False) -> np.ndarray:
-    """Indices of neurons with variance, greedily dropping exact linear dependencies.
+    """Indices (ascending) of neurons with variance, dropping exact linear dependencies.
 
+    Greedy in order of decreasing variance (stable, so exact ties fall back to column order):
+    neuron j is kept if its residual variance after regression on the neurons kept before it
+    exceeds rtol² times its own variance. The kept set follows the neurons, not the columns.
     full_rank: the caller knows λ_min(c) > rtol² λ_max(c), which implies every neuron's
     residual variance exceeds rtol² times its own, so the greedy pass would keep all.
     """
@@ -64,11 +86,13 @@ def select_neurons(c: np.ndarray, rtol: float, side: str, full_rank=False) -> np
     lam = np.linalg.eigvalsh(corr)
     if lam[0] > rtol * rtol * lam[-1]:
         return alive  # full rank: the usual case, no greedy pass needed
+    from scipy.linalg import solve_triangular
+
+    order = np.argsort(-var[alive], kind="stable")
     kept: list[int] = []
-    low = np.zeros((0, 0))
-    for j in range(alive.size):
-        b = corr[kept, j]
-        ell = np.linalg.solve(low, b) if kept else b
+    low = np.zeros((0, 0))  # Cholesky factor of corr[kept, kept]
+    for j in order:
+        ell = solve_triangular(low, corr[kept, j], lower=True) if kept else np.zeros(0)
         resid = corr[j, j] - ell @ ell
         if resid > rtol * rtol:
             m = len(kept)
@@ -77,8 +101,8 @@ def select_neurons(c: np.ndarray, rtol: float, side: str, full_rank=False) -> np
             grown[m, :m] = ell
             grown[m, m] = np.sqrt(resid)
             low = grown
-            kept.append(j)
-    return alive[kept]
+            kept.append(int(j))
+    return alive[np.sort(kept)]
 
 
 def _inv_sqrt(c: np.ndarray) -> np.ndarray:
@@ -95,31 +119,36 @@ def _sqrt(c: np.ndarray) -> np.ndarray:
 def pwcca_from_blocks(cxx, cyy, cxy, mux, muy, n, weights="svcca", eig=(None, None)):
     """PWCCA from centered sums (full rank, numpy); returns (value, details).
 
-    eig: optional (λ, V) of cxx and cyy (already computed for the CCA family) to reuse.
+    The side with fewer neurons (x on ties) goes first, as in google's ``compute_pwcca(small,
+    large)`` (module docstring). eig: optional (λ, V) of cxx and cyy to reuse.
     """
-    sx, sy = (
-        _inv_sqrt(c) if e is None else (e[1] / np.sqrt(e[0])) @ e[1].T
-        for c, e in zip((cxx, cyy), eig, strict=True)
-    )
-    arr = sx @ cxy @ sy
-    u, rho, vh = np.linalg.svd(arr)
-    rho = np.clip(rho, 0.0, 1.0)
     if cxx.shape[0] <= cyy.shape[0]:
-        coef, c, mu, side = u.T, cxx, mux, "x"
-    else:
-        coef, c, mu, side = vh, cyy, muy, "y"
-    if weights == "morcos":
-        w = np.abs(_sqrt(c) @ coef.T).sum(0)
-    else:
-        nmu = n * np.outer(mu, mu)
-        gram = coef @ c @ coef.T + nmu  # dirns dirnsᵀ
-        cross = coef @ c + nmu  # dirns A
-        low = np.linalg.cholesky(gram)
-        from scipy.linalg import solve_triangular
+        return _pwcca_first(cxx, cyy, cxy, mux, n, weights, eig), {"weights_from": "x"}
+    value = _pwcca_first(cyy, cxx, cxy.T, muy, n, weights, eig[::-1])
+    return value, {"weights_from": "y"}
 
+
+def _pwcca_first(caa, cbb, cab, mua, n, weights, eig):
+    """google's compute_pwcca(A, B) on its working branch: the weights come from A."""
+    from scipy.linalg import solve_triangular
+
+    sa, sb = (
+        _inv_sqrt(c) if e is None else (e[1] / np.sqrt(e[0])) @ e[1].T
+        for c, e in zip((caa, cbb), eig, strict=True)
+    )
+    u, rho, _ = np.linalg.svd(sa @ cab @ sb)
+    rho = np.clip(rho, 0.0, 1.0)
+    coef = u.T
+    if weights == "morcos":
+        w = np.abs(_sqrt(caa) @ coef.T).sum(0)
+    else:
+        nmu = n * np.outer(mua, mua)
+        gram = coef @ caa @ coef.T + nmu  # dirns dirnsᵀ
+        cross = coef @ caa + nmu  # dirns A
+        low = np.linalg.cholesky(gram)
         w = np.abs(solve_triangular(low, cross, lower=True)).sum(1)
     w = w / w.sum()
-    return float(np.clip(w @ rho, 0.0, 1.0)), {"weights_from": side}
+    return float(np.clip(w @ rho, 0.0, 1.0))
 
 
 def from_moments(mom, *, weights="svcca", keep=None, rtol=1e-6):
@@ -138,7 +167,8 @@ def from_moments(mom, *, weights="svcca", keep=None, rtol=1e-6):
         value, details = pwcca_from_blocks(
             np.diag(lx), np.diag(ly), cxy, np.zeros(lx.size), np.zeros(ly.size), n, weights
         )
-        return value, {**details, "kept": [int(lx.size), int(ly.size)]}
+        kept = [int(lx.size), int(ly.size)]
+        return value, {**details, "kept": kept, "note": few_rows_note(mom)}
     cxx, cyy, cxy = (bk.to_numpy(a) for a in (mom.cxx, mom.cyy, mom.cxy))
     # the eigendecompositions are usually cached by mean CCA/SVCCA already
     full = [spectrum(mom, side, rtol)[2] == c.shape[0] for side, c in (("x", cxx), ("y", cyy))]
@@ -158,7 +188,8 @@ def from_moments(mom, *, weights="svcca", keep=None, rtol=1e-6):
         weights,
         eig,
     )
-    return value, {**details, "neurons": [int(ix.size), int(iy.size)]}
+    neurons = [int(ix.size), int(iy.size)]
+    return value, {**details, "neurons": neurons, "note": few_rows_note(mom)}
 
 
 def validate(settings):

@@ -7,8 +7,10 @@ Per side, with Xc = U S Vᵀ (column-centered, singular values descending),
 
 then SVCCA = mean of the min(k1, k2) canonical correlations of X' and Y'. The SVD comes from
 eigh(Xcᵀ Xc) (s² = eigenvalues), so it streams; k is capped at the numerical rank (``rtol``).
-``truncate: 0.98`` gives google/svcca's reported "mean" (the paper's printed number); the plain
-mean is the default. details report the kept dimensions k1, k2.
+The default is the plain mean (the paper's Eq. 3). ``truncate: 0.98`` gives google/svcca's
+reported "mean", which the authors' code printed: it equals their notebook's "mean CCA" and is,
+in our judgement, what the paper's figures show (README.md). details report k1, k2.
+With n − 1 ≤ max(p1, p2) the value is inflated and gets a note (``_cca.few_rows_note``).
 
 Settings: reshape ("channels"), keep (0.99), truncate (null), rtol (1e-6).
 """
@@ -16,7 +18,7 @@ Settings: reshape ("channels"), keep (0.99), truncate (null), rtol (1e-6).
 from __future__ import annotations
 
 from ._base import Metric
-from ._cca import mean_correlation, moments_plan, validate_cca
+from ._cca import few_rows_note, mean_correlation, moments_plan, validate_cca
 from ._checks import check_fraction
 from ._linalg import canonical_correlations, require_rank, spectrum
 
@@ -42,7 +44,8 @@ def from_moments(mom, *, keep=0.99, truncate=None, rtol=1e-6):
     wx, kx = reduced_whitener(mom, "x", keep, rtol)
     wy, ky = reduced_whitener(mom, "y", keep, rtol)
     rho = canonical_correlations(mom, wx, wy)
-    return mean_correlation(rho, truncate, mom.bk), {"kept": [kx, ky]}
+    details = {"kept": [kx, ky], "note": few_rows_note(mom)}
+    return mean_correlation(rho, truncate, mom.bk), details
 
 
 def validate(settings):
