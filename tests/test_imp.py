@@ -37,8 +37,8 @@ TRAIN = {
 STEPS_PER_EPOCH = 2  # 64 training images / batch 32
 METRICS_KEYS = {
     "experiment", "model", "dataset", "run", "iteration", "test_accuracy", "density",
-    "prunable_weights", "alive_weights", "density_per_layer", "prune_output_layer", "scope",
-    "retrain", "seed",
+    "density_all_params", "prunable_weights", "alive_weights", "density_per_layer",
+    "prune_output_layer", "method", "scope", "retrain", "seed",
 }  # fmt: skip
 
 
@@ -275,3 +275,57 @@ def test_revived_weights_stop_the_job(dense, monkeypatch):
 def test_previous_network_must_be_iteration_k_minus_1(dense):
     with pytest.raises(PrunesimError, match="must start from iteration 1"):
         run_iter(dense, 0, 2, prev=dense["model"], tag="wiring")
+
+
+def _filter_counts(state, model_units):
+    """Alive filters per unit, counted from the saved weights (a filter is a nonzero row)."""
+    return {
+        u.conv: int((state[u.weight].reshape(len(state[u.weight]), -1) != 0).any(1).sum())
+        for u in model_units
+    }
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_filter_pruning_removes_whole_filters_that_stay_removed(dense, scope):
+    from prunesim.models import build_model
+
+    units = build_model("vgg_svhn", 0.125).filter_units()
+    prune = {"method": "filter_l1", "scope": scope}
+    state = load_checkpoint(dense["model"])["state_dict"]
+    counts = _filter_counts(state, units)
+    total_before = sum(counts.values())
+    for k in (1, 2):
+        out, metrics = run_iter(dense, 0, k, prune, tag=f"filter_{scope}")
+        state = load_checkpoint(out / "model.pt")["state_dict"]
+        now = _filter_counts(state, units)
+        if scope == "local":  # round(0.2 x alive) per layer, half up, never the last filter
+            expected = {c: n - min(int(0.2 * n + 0.5), n - 1) for c, n in counts.items()}
+            assert now == expected
+        else:  # the same count in one pool; every layer keeps a filter
+            assert sum(now.values()) == total_before - int(0.2 * total_before + 0.5)
+            assert min(now.values()) >= 1
+        counts = now
+        total_before = sum(now.values())
+        for unit, consumer in zip(units, units[1:], strict=False):
+            rows = state[unit.weight].reshape(len(state[unit.weight]), -1)
+            dead = ~(rows != 0).any(1)
+            # BN scale/shift and conv bias of a dead filter are zero, after retraining too
+            for vector in (*unit.bn, f"{unit.conv}.conv.bias"):
+                assert torch.all(state[vector][dead] == 0), vector
+            # and so is the next conv's input column that reads it
+            assert torch.all(state[consumer.weight][:, dead] == 0)
+        # density counts the prunable weights actually removed (conv weights here)
+        weights = [u.weight for u in units]
+        alive = sum(int(torch.count_nonzero(state[w])) for w in weights)
+        assert metrics["density"] == pytest.approx(alive / sum(state[w].numel() for w in weights))
+        assert metrics["method"] == "filter_l1"
+    assert metrics["density"] < 0.8**2  # the next layers' input columns go too
+
+
+def test_filter_pruning_refuses_mixed_scope():
+    from prunesim.pruning import resolve_prune_settings
+
+    with pytest.raises(ConfigError, match="filter_l1 takes scope local or global"):
+        resolve_prune_settings({"method": "filter_l1", "scope": "mixed"})
+    with pytest.raises(ConfigError, match="prune.method"):
+        resolve_prune_settings({"method": "random"})

@@ -50,6 +50,7 @@ from prunesim.pruning import (
     count_weights,
     density_all_params,
     density_per_layer,
+    prunable_parameters,
     prune_step,
     resolve_prune_settings,
 )
@@ -149,6 +150,8 @@ def run_imp_iteration(
     device = device or _default_device()
     torch.set_num_threads(max(1, int(threads)))
     job_seed = int(seed)
+    label = f"{experiment} run {run} iter {iteration}"
+    _log.info("%s: training on %s", label, training.describe_device(device))
 
     model, prev_masks, prev_meta = load_network(prev_model_path, device)
     _check_previous(prev_meta, run, iteration, settings, prev_model_path)
@@ -156,7 +159,8 @@ def run_imp_iteration(
     apply_masks(model, prev_masks)
     masks = prune_step(model, prev_masks, settings)
     check_nested(masks, prev_masks)
-    names = list(masks)
+    # The density's tensors: prunable weights only (filter_l1's masks also hold BN entries).
+    names = list(prunable_parameters(model, settings["prune_output_layer"]))
     n_total = count_weights(model, names)[1]
     scope_rates = (
         {"mixed_rates": dict(settings["mixed_rates"])}
@@ -170,7 +174,10 @@ def run_imp_iteration(
     )  # fmt: skip
 
     arrays = load_arrays(arrays_path)
-    common = {"seed": job_seed, "device": device, "masks": masks, "resume_path": resume_path}
+    common = {
+        "seed": job_seed, "device": device, "masks": masks, "resume_path": resume_path,
+        "label": label,
+    }  # fmt: skip
     if settings["retrain"] == "lrr":
         training.train(model, arrays, train_settings, start_epoch=0, **common)
     elif settings["retrain"] == "wr":
@@ -209,6 +216,7 @@ def run_imp_iteration(
         "test_accuracy": accuracy,
         "density": alive / total,
         "prune_output_layer": settings["prune_output_layer"],
+        "method": settings["method"],
         "scope": settings["scope"],
         "retrain": settings["retrain"],
         **scope_rates,
@@ -227,11 +235,12 @@ def run_imp_iteration(
         "alive_weights": alive,
         "density_per_layer": density_per_layer(state, names),
         "prune_output_layer": settings["prune_output_layer"],
+        "method": settings["method"],
         "scope": settings["scope"],
         "retrain": settings["retrain"],
         "seed": job_seed,
     }
-    save_mask_npz(out_mask, {n: m.detach().cpu().numpy().astype(bool) for n, m in masks.items()})
+    save_mask_npz(out_mask, {n: masks[n].detach().cpu().numpy().astype(bool) for n in names})
     write_json(out_metrics, metrics)
     # The checkpoint last: its presence means the iteration is complete.
     save_checkpoint(out_model, model, masks, meta)

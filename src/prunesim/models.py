@@ -13,11 +13,34 @@ both leave it at the default.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from prunesim.layers import MODEL_NAMES
 from prunesim.layers import compared_layers as _layer_table
+
+
+class FilterUnit(NamedTuple):
+    """A conv whose output channels (filters) structured pruning can remove as a whole.
+
+    ``consumers`` are the weights whose input dimension (dim 1) reads *only* this unit's
+    channels, so a removed filter's column there multiplies zeros and can go too; a channel
+    that is added to a skip path (a residual branch's last conv, or a conv whose output is
+    also the skip) has no exclusive consumer beyond the branch.
+    """
+
+    conv: str  # attribute of the ConvBNReLU unit, e.g. "conv3" or "layer1_res2"
+    consumers: tuple[str, ...]  # parameter names, e.g. ("conv4.conv.weight",)
+
+    @property
+    def weight(self) -> str:
+        return f"{self.conv}.conv.weight"
+
+    @property
+    def bn(self) -> tuple[str, str]:
+        return f"{self.conv}.bn.weight", f"{self.conv}.bn.bias"
 
 
 def scaled(channels: int, width: float) -> int:
@@ -95,6 +118,12 @@ class _VGG(_Compared):
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c_in, num_classes)
 
+    def filter_units(self) -> list[FilterUnit]:
+        """Every conv unit, consumed by the next conv (or, after GAP, by ``fc``'s columns)."""
+        convs = [attr for attr, _ in self._order if attr.startswith("conv")]
+        nexts = [f"{c}.conv.weight" for c in convs[1:]] + ["fc.weight"]
+        return [FilterUnit(c, (n,)) for c, n in zip(convs, nexts, strict=True)]
+
     def _run(self, x, emit):
         for attr, name in self._order:
             x = getattr(self, attr)(x)
@@ -163,6 +192,22 @@ class ResNetFast(_Compared):
         x = self.fc(torch.flatten(x, 1)) * self.logit_scale
         emit("out", x)
         return x
+
+    def filter_units(self) -> list[FilterUnit]:
+        """Conv units and their exclusive consumers. The output of ``layer{1,3}_conv`` is
+        also the residual skip, and ``layer{1,3}_res2`` is added to it: their channels stay
+        alive after the add, so only the branch's own first conv consumes them exclusively."""
+        w = "{}.conv.weight".format
+        return [
+            FilterUnit("prep", (w("layer1_conv"),)),
+            FilterUnit("layer1_conv", (w("layer1_res1"),)),
+            FilterUnit("layer1_res1", (w("layer1_res2"),)),
+            FilterUnit("layer1_res2", ()),
+            FilterUnit("layer2_conv", (w("layer3_conv"),)),
+            FilterUnit("layer3_conv", (w("layer3_res1"),)),
+            FilterUnit("layer3_res1", (w("layer3_res2"),)),
+            FilterUnit("layer3_res2", ()),
+        ]
 
     def _residual(self, x, stage, emit):
         r = getattr(self, f"{stage}_res1")(x)

@@ -41,6 +41,7 @@ from prunesim.errors import ConfigError, PrunesimError
 #: Every pruning setting with its default; the config schema is written from this dict.
 DEFAULT_PRUNE_SETTINGS: dict = {
     "iterations": 20,  # IMP iterations per run (the workflow's range of k)
+    "method": "magnitude",  # magnitude (single weights) | filter_l1 (whole conv filters)
     "rate": 0.2,  # fraction of the *remaining* prunable weights removed per iteration
     "scope": "global",  # global | local | mixed
     "mixed_rates": {"conv": 0.2, "linear": 0.1},  # scope == mixed: one global pool per kind
@@ -51,6 +52,7 @@ DEFAULT_PRUNE_SETTINGS: dict = {
 }
 
 SCOPES = ("global", "local", "mixed")
+METHODS = ("magnitude", "filter_l1")
 RETRAIN_MODES = ("lrr", "wr", "ft")
 LAYER_KINDS = ("conv", "linear")
 
@@ -75,6 +77,10 @@ def resolve_prune_settings(settings: Mapping | None) -> dict:
     _check_rate("rate", out["rate"])
     if out["scope"] not in SCOPES:
         raise ConfigError(f"prune.scope is {out['scope']!r}; choose one of {', '.join(SCOPES)}")
+    if out["method"] not in METHODS:
+        raise ConfigError(f"prune.method is {out['method']!r}; choose one of {', '.join(METHODS)}")
+    if out["method"] == "filter_l1" and out["scope"] == "mixed":
+        raise ConfigError("prune.method filter_l1 takes scope local or global, not mixed")
     if out["retrain"] not in RETRAIN_MODES:
         raise ConfigError(
             f"prune.retrain is {out['retrain']!r}; choose one of {', '.join(RETRAIN_MODES)}"
@@ -222,7 +228,7 @@ def prune_step(
     params = prunable_parameters(model, settings["prune_output_layer"])
     masks = dict(masks or {})
     stray = sorted(set(masks) - set(params))
-    if stray:
+    if stray and settings["method"] == "magnitude":
         raise PrunesimError(
             f"masks for {stray} do not name prunable weights of this model (with "
             f"prune_output_layer={settings['prune_output_layer']}); was the previous iteration "
@@ -238,6 +244,10 @@ def prune_step(
         current[name] = m.to(device=p.device, dtype=torch.bool)
 
     names = list(params)
+    if settings["method"] == "filter_l1":
+        from prunesim.structured import filter_prune_step
+
+        return filter_prune_step(model, masks, settings["rate"], settings["scope"], set(names))
     if settings["scope"] == "global":
         pools = [(names, settings["rate"])]
     elif settings["scope"] == "local":
