@@ -80,3 +80,26 @@ def test_degenerate_inputs_raise_a_clear_error():
         intrinsic_dimension(np.zeros((50, 4)))  # a dead layer: every distance is 0
     with pytest.raises(DegenerateRepresentationError, match="NaN"):
         intrinsic_dimension(np.full((10, 4), np.nan))
+
+
+def test_layer_dimensions_from_an_activation_file(tmp_path):
+    import h5py
+
+    from prunesim.errors import CorruptFileError
+    from prunesim.intrinsic_dimension import layer_dimensions
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "acts.h5"
+    with h5py.File(path, "w") as h5:
+        h5["conv1"] = sphere(1500, 3, rng).reshape(1500, 2, 5, 5).astype(np.float32)
+        h5["dead"] = np.zeros((1500, 4), np.float32)
+    records = layer_dimensions(path, ["conv1", "dead"])
+    assert records[0]["id"] == pytest.approx(3, rel=0.1)
+    assert records[0]["note"] is None
+    assert records[1]["id"] is None
+    assert "usable points" in records[1]["note"]
+    with pytest.raises(CorruptFileError, match="no layer 'pool9'"):
+        layer_dimensions(path, ["pool9"])
+    path.write_bytes(b"not hdf5")
+    with pytest.raises(CorruptFileError, match="cannot be read"):
+        layer_dimensions(path, ["conv1"])

@@ -107,3 +107,43 @@ def intrinsic_dimension(
         ]
         result.update(id_mean=float(np.mean(ids)), id_std=float(np.std(ids)))
     return result
+
+
+def layer_dimensions(
+    h5_path, layers, fraction: float = FRACTION, resamples: int = 0, seed: int = 0
+) -> list[dict]:
+    """TwoNN ID of every ``layers`` dataset of one network's activation file (workflow job).
+
+    One record per layer: ``{"layer", "id", "r", "n_used", "n_dropped", "note"}`` (+ ``id_mean``,
+    ``id_std`` with ``resamples``). A layer whose ID is undefined (e.g. a layer that pruning
+    left entirely zero: every point is a duplicate) gets ``id: None`` and a ``note`` saying why,
+    as the similarity tables do. A layer is read whole, as float64 (5000 probe points of a
+    16,384-feature layer take 0.66 GB).
+    """
+    import h5py
+
+    from prunesim.errors import CorruptFileError
+
+    records = []
+    try:
+        h5 = h5py.File(h5_path, "r")
+    except OSError as exc:
+        raise CorruptFileError(
+            f"activation file {h5_path} cannot be read ({exc}); delete it and rerun the "
+            "workflow so extract_acts writes it again"
+        ) from None
+    with h5:
+        for layer in layers:
+            if layer not in h5:
+                raise CorruptFileError(
+                    f"activation file {h5_path} has no layer {layer!r} (it has "
+                    f"{', '.join(h5)}); delete it and rerun the workflow"
+                )
+            record = {"layer": layer, "id": None, "r": None, "n_used": 0, "n_dropped": 0}
+            try:
+                record.update(intrinsic_dimension(h5[layer][()], fraction, resamples, seed))
+                record["note"] = None
+            except DegenerateRepresentationError as exc:
+                record["note"] = str(exc)
+            records.append(record)
+    return records
