@@ -16,6 +16,20 @@ torchvision's RandomErasing after Normalize). The test set only gets :func:`to_f
     flip: true         # horizontal, p = 0.5
     affine: {degrees: 15, translate: 0.1, interpolation: nearest}   # torchvision RandomAffine
     cutout: 8          # square side in pixels, fully inside the image (cifar10-fast Cutout)
+
+Devices. Every random number comes from the ``generator`` passed in, which lives on the batch's
+device, so each device is reproducible on its own (same seed, same batches). The same seed does
+*not* give the same batches on CPU and CUDA: torch's CPU generator (Mersenne Twister) and its
+CUDA generator (Philox) are different streams, so the crop offsets, flip decisions, affine
+angles and shifts and cutout positions all differ. :func:`augment_batch` is therefore split
+into :func:`draw_augment_params` (all draws, in a fixed order) and :func:`apply_augment_params`
+(deterministic tensor ops). Given the same draws, crop, flip and cutout move and zero the same
+pixels on any device, and the values agree to float32 rounding: CUDA computes ``x / 255`` as
+``x * (1 / 255)``, which can differ from the CPU's division in the last bit. The affine grid is
+float32 arithmetic (cos/sin, ``affine_grid``) that may also round differently, so bilinear
+sampling differs at float32 rounding and nearest sampling can pick the neighbouring pixel where
+a sample point falls on a half-pixel tie. ``benchmarks/gpu_check.py`` measures all of this on
+CUDA; two runs on the same device are bit-identical.
 """
 
 from __future__ import annotations
@@ -88,27 +102,82 @@ def augment_batch(
 
     ``settings`` is the output of :func:`normalize_augment_settings`; ``generator`` lives on
     the batch's device and is the only source of randomness, so a seeded run is reproducible.
+    Equal to :func:`apply_augment_params` of :func:`draw_augment_params`.
     """
+    n, h, w = x_uint8.shape[:3]
+    params = draw_augment_params(n, h, w, settings, generator, x_uint8.device)
+    return apply_augment_params(x_uint8, mean, std, settings, params, channels_last)
+
+
+def draw_augment_params(
+    n: int, height: int, width: int, settings: dict, generator: torch.Generator, device=None
+) -> dict[str, torch.Tensor]:
+    """Every random number one batch of ``n`` images needs, drawn from ``generator``.
+
+    Keys (only for the switched-on transforms): ``crop_dy``, ``crop_dx`` (int64, in [0, 2 *
+    crop]), ``flip`` (bool, p = 0.5), ``angle`` (radians, U(-degrees, degrees)), ``shift``
+    (n x 2, U(-translate, translate) x size in ``affine_grid`` units: the distribution of
+    torchvision's ``RandomAffine(degrees, translate=(t, t))``, whose shifts are whole pixels;
+    ours are continuous), ``cutout_y0``, ``cutout_x0`` (int64, the square fully inside the
+    image). The order of the draws is fixed; ``device`` defaults to the generator's.
+    """
+    dev = generator.device if device is None else device
+    out = {}
+    if settings["crop"]:
+        span = 2 * settings["crop"] + 1
+        out["crop_dy"] = torch.randint(0, span, (n,), device=dev, generator=generator)
+        out["crop_dx"] = torch.randint(0, span, (n,), device=dev, generator=generator)
+    if settings["flip"]:
+        out["flip"] = torch.rand(n, device=dev, generator=generator) < 0.5
+    if settings["affine"]:
+        degrees, translate = settings["affine"]["degrees"], settings["affine"]["translate"]
+        uniform = torch.rand(n, device=dev, generator=generator)
+        out["angle"] = (uniform * 2 - 1) * math.radians(degrees)
+        # affine_grid works in [-1, 1] coordinates: a shift of t * size pixels is 2 * t there.
+        uniform = torch.rand(n, 2, device=dev, generator=generator)
+        out["shift"] = (uniform * 2 - 1) * (2 * translate)
+    if settings["cutout"]:
+        size = min(settings["cutout"], height, width)
+        y0 = torch.randint(0, height - size + 1, (n,), device=dev, generator=generator)
+        out["cutout_y0"] = y0
+        out["cutout_x0"] = torch.randint(0, width - size + 1, (n,), device=dev, generator=generator)
+    return out
+
+
+def apply_augment_params(
+    x_uint8: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    settings: dict,
+    params: dict[str, torch.Tensor],
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """The deterministic part of :func:`augment_batch`: apply drawn ``params`` to a batch.
+
+    ``params`` (from :func:`draw_augment_params`) are moved to the batch's device if they
+    live elsewhere (a no-op on the training path, where both are on the training device).
+    """
+    p = {k: v.to(x_uint8.device) for k, v in params.items()}
     x = x_uint8.permute(0, 3, 1, 2).float().div_(255.0)
     if settings["crop"]:
-        x = random_crop(x, settings["crop"], settings["pad_mode"], generator)
+        x = crop(x, settings["crop"], settings["pad_mode"], p["crop_dy"], p["crop_dx"])
     if settings["flip"]:
-        x = random_flip(x, generator)
+        x = torch.where(p["flip"][:, None, None, None], x.flip(3), x)
     if settings["affine"]:
-        x = random_affine(x, generator=generator, **settings["affine"])
+        x = affine(x, p["angle"], p["shift"], settings["affine"]["interpolation"])
     x = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     if settings["cutout"]:
-        x = cutout(x, settings["cutout"], generator)
+        x = cut_square(x, settings["cutout"], p["cutout_y0"], p["cutout_x0"])
     return _layout(x, channels_last)
 
 
-def random_crop(x: torch.Tensor, padding: int, pad_mode: str, generator) -> torch.Tensor:
-    """Pad every side by ``padding`` and crop back to the input size at a random offset."""
+def crop(
+    x: torch.Tensor, padding: int, pad_mode: str, dy: torch.Tensor, dx: torch.Tensor
+) -> torch.Tensor:
+    """Pad every side by ``padding`` and crop back to the input size at offsets ``dy``, ``dx``."""
     n, _, h, w = x.shape
     mode = "constant" if pad_mode == "zeros" else "reflect"
     padded = F.pad(x, (padding,) * 4, mode=mode)
-    dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
-    dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
@@ -116,25 +185,10 @@ def random_crop(x: torch.Tensor, padding: int, pad_mode: str, generator) -> torc
     return padded[batch, chan, rows, cols]
 
 
-def random_flip(x: torch.Tensor, generator) -> torch.Tensor:
-    """Mirror each image left-right with probability 0.5."""
-    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
-
-
-def random_affine(
-    x: torch.Tensor, degrees: float, translate: float, interpolation: str, generator
+def affine(
+    x: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor, interpolation: str
 ) -> torch.Tensor:
-    """Rotate by U(-degrees, degrees) and shift by U(-translate, translate) x size, zero fill.
-
-    Same distribution as torchvision's ``RandomAffine(degrees, translate=(t, t))``, whose
-    shifts are whole pixels; ours are continuous (one ``affine_grid`` + ``grid_sample``).
-    """
-    n = x.shape[0]
-    dev = x.device
-    angle = (torch.rand(n, device=dev, generator=generator) * 2 - 1) * math.radians(degrees)
-    # affine_grid works in [-1, 1] coordinates: a shift of t * size pixels is 2 * t there.
-    shift = (torch.rand(n, 2, device=dev, generator=generator) * 2 - 1) * (2 * translate)
+    """Rotate by ``angle`` (radians) and shift by ``shift`` (``affine_grid`` units), zero fill."""
     cos, sin = torch.cos(angle), torch.sin(angle)
     # out = R in + s; the grid maps output to input coordinates: in = R^T out - R^T s.
     tx = -(cos * shift[:, 0] + sin * shift[:, 1])
@@ -144,12 +198,10 @@ def random_affine(
     return F.grid_sample(x, grid, mode=interpolation, padding_mode="zeros", align_corners=False)
 
 
-def cutout(x: torch.Tensor, size: int, generator) -> torch.Tensor:
-    """Zero one ``size`` x ``size`` square per image, placed fully inside it."""
-    n, _, h, w = x.shape
+def cut_square(x: torch.Tensor, size: int, y0: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """Zero the ``size`` x ``size`` square at (``y0``, ``x0``) of each image."""
+    _, _, h, w = x.shape
     size = min(size, h, w)
-    y0 = torch.randint(0, h - size + 1, (n,), device=x.device, generator=generator)
-    x0 = torch.randint(0, w - size + 1, (n,), device=x.device, generator=generator)
     ys = torch.arange(h, device=x.device)[None, :]
     xs = torch.arange(w, device=x.device)[None, :]
     in_y = (ys >= y0[:, None]) & (ys < y0[:, None] + size)
