@@ -303,3 +303,37 @@ def test_import_does_not_load_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, f"prunesim.tables imported {proc.stdout}{proc.stderr}"
+
+
+def test_intrinsic_dimension_table(tmp_path):
+    from prunesim.tables import (
+        INTRINSIC_DIMENSION_COLUMNS,
+        intrinsic_dimension_table,
+        read_network_metrics,
+    )
+
+    networks = [write_network(tmp_path, None, 0, 0.9, 1.0), write_network(tmp_path, 1, 1, 0.8, 0.8)]
+    jobs = []
+    for run, iteration, ids in ((None, 0, (7.5, 3.0)), (1, 1, (6.0, None))):
+        path = tmp_path / f"id_{iteration}.json"
+        records = [
+            {"layer": "conv1", "id": ids[0], "r": 0.99, "n_used": 90, "n_dropped": 0},
+            {"layer": "out", "id": ids[1], "r": None, "n_used": 0, "n_dropped": 100,
+             "note": None if ids[1] else "TwoNN has 0 usable points"},
+        ]  # fmt: skip
+        path.write_text(json.dumps({"run": run, "iteration": iteration, "records": records}))
+        jobs.append(path)
+    table = intrinsic_dimension_table(
+        jobs[::-1], read_network_metrics(networks), EXPERIMENT, MODEL, DATASET
+    )
+    assert list(table.columns) == INTRINSIC_DIMENSION_COLUMNS
+    assert table["iteration"].tolist() == [0, 0, 1, 1]  # dense first, layers in order
+    assert table["layer"].tolist() == ["conv1", "out", "conv1", "out"]
+    assert table.loc[2, "density"] == 0.8
+    assert table.loc[2, "density_all_params"] == all_params(0.8)
+    assert math.isnan(table.loc[3, "intrinsic_dimension"])
+    assert "usable points" in table.loc[3, "note"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"run": 1, "iteration": 1, "records": [{"layer": "fc9"}]}))
+    with pytest.raises(PrunesimError, match="not a compared layer"):
+        intrinsic_dimension_table([bad], [], EXPERIMENT, MODEL, DATASET)

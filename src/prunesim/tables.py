@@ -45,6 +45,11 @@ ACCURACY_COLUMNS = [
     "model", "dataset", "run", "iteration", "density", "density_all_params", "test_accuracy",
 ]  # fmt: skip
 MASK_COLUMNS = ["experiment", "iteration", "density", "layer", "run_a", "run_b", "jaccard"]
+INTRINSIC_DIMENSION_COLUMNS = [
+    "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
+    "layer", "layer_index", "layer_kind", "intrinsic_dimension", "fit_r", "n_used", "n_dropped",
+    "note",
+]  # fmt: skip
 
 _SIMILARITY_KEYS = ("run", "iteration", "metric", "layer_a", "layer_b", "value")
 _NETWORK_KEYS = ("iteration", "test_accuracy", "density")
@@ -264,6 +269,60 @@ def network_of_path(path: str | os.PathLike) -> tuple[int, int]:
             "networks' files (results/<experiment>/networks/run<r>/iter<k>/...)."
         )
     return int(match["run"]), int(match["iteration"])
+
+
+def intrinsic_dimension_table(
+    id_paths: Iterable[str | os.PathLike],
+    network_metrics: Iterable[Mapping],
+    experiment: str,
+    model: str,
+    dataset: str,
+) -> pd.DataFrame:
+    """One row per (network, layer): the TwoNN ID of the layer's probe-set representation.
+
+    ``id_paths`` are the ``intrinsic_dimension`` jobs' JSON files (``{"run", "iteration",
+    "records": [...]}``, dense = iteration 0 with run null). An undefined ID is an empty cell
+    with the job's note, as in ``similarity.csv``.
+    """
+    layers = {name: (index, kind) for index, (name, kind) in enumerate(compared_layers(model))}
+    densities = {
+        _network_key(rec.get("run"), rec["iteration"]): (
+            _finite_or_none(rec["density"]),
+            _finite_or_none(rec.get("density_all_params")),
+        )
+        for rec in network_metrics
+    }
+    rows = []
+    for path in id_paths:
+        job = _read_json(path, ("iteration", "records"), "intrinsic-dimension file")
+        network = _network_key(job.get("run"), job["iteration"])
+        density, density_all = densities.get(network, (None, None))
+        for rec in job["records"]:
+            if rec["layer"] not in layers:
+                raise PrunesimError(
+                    f"intrinsic-dimension file {path}: layer {rec['layer']!r} is not a "
+                    f"compared layer of {model}; delete it and rerun."
+                )
+            index, kind = layers[rec["layer"]]
+            rows.append(
+                {
+                    "experiment": experiment, "model": model, "dataset": dataset,
+                    "run": network[0], "iteration": network[1], "density": density,
+                    "density_all_params": density_all, "layer": rec["layer"],
+                    "layer_index": index, "layer_kind": kind,
+                    "intrinsic_dimension": _finite_or_none(rec.get("id")),
+                    "fit_r": _finite_or_none(rec.get("r")), "n_used": int(rec.get("n_used", 0)),
+                    "n_dropped": int(rec.get("n_dropped", 0)), "note": rec.get("note"),
+                }
+            )  # fmt: skip
+    table = pd.DataFrame(rows, columns=INTRINSIC_DIMENSION_COLUMNS)
+    table["run"] = table["run"].astype("Int64")
+    for col in ("iteration", "layer_index", "n_used", "n_dropped"):
+        table[col] = table[col].astype("int64")
+    for col in ("density", "density_all_params", "intrinsic_dimension", "fit_r"):
+        table[col] = table[col].astype("float64")
+    table = table.sort_values(["run", "iteration", "layer_index"], na_position="first")
+    return table.reset_index(drop=True)
 
 
 def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
