@@ -12,8 +12,9 @@ min_version("9.11")
 
 
 # config.yaml is the default study; `--configfile X` replaces it instead of being merged
-# into it (Snakemake would otherwise add the paper's experiments to every config).
-if not config:
+# into it (Snakemake would otherwise add the paper's experiments to every config). `--config
+# key=value` alone still loads config.yaml and is applied over it.
+if not workflow.overwrite_configfiles:
 
     configfile: "config.yaml"
 
@@ -31,6 +32,7 @@ include: "workflow/rules/prune.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/compare.smk"
 
 
 ##### target #####

@@ -76,6 +76,6 @@ def test_failure_leaves_no_output(digits, tmp_path):
     broken = tmp_path / "model.pt"
     broken.write_bytes(b"not a checkpoint")
     out = tmp_path / "acts.h5"
-    with pytest.raises(CorruptFileError, match="cannot be read.*delete it and rerun"):
+    with pytest.raises(CorruptFileError, match=rf"cannot be read.*rerun.*--forcerun {broken}"):
         extract_activations(broken, arrays_path, probe_path, out)
     assert list(tmp_path.iterdir()) == [broken]

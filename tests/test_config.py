@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO, TINY_CONFIG
-from prunesim.config import validate_config
+from prunesim.config import check_gpu_requirement, validate_config
 from prunesim.errors import ConfigError
 
 SHIPPED = [REPO / "config.yaml", REPO / "config" / "quickstart.yaml", TINY_CONFIG]
@@ -24,6 +24,21 @@ def test_shipped_configs_validate(path):
     for experiment in config["experiments"].values():
         assert experiment["prune"]["rate"] > 0
         assert experiment["train"]["epochs"] >= 1
+
+
+def test_only_the_paper_config_requires_a_gpu():
+    configs = {
+        path.name: validate_config(yaml.safe_load(path.read_text()))
+        for path in [*SHIPPED, REPO / "config" / "cifar10_cpu.yaml"]
+    }
+    paper = configs.pop("config.yaml")
+    with pytest.raises(ConfigError, match=r"no CUDA GPU.*CPU-hours.*quickstart.*allow_cpu=True"):
+        check_gpu_requirement(paper, has_cuda=False)
+    check_gpu_requirement(paper, has_cuda=True)
+    check_gpu_requirement({**paper, "allow_cpu": True}, has_cuda=False)
+    for config in configs.values():  # quickstart, tiny, the CPU study: never blocked
+        assert config["require_gpu"] is False
+        check_gpu_requirement(config, has_cuda=False)
 
 
 def test_defaults_are_filled():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +81,15 @@ def test_probe_is_stratified_sorted_and_seeded(digits, tmp_path):
     np.testing.assert_array_equal(arrays["y_test"], other["y_test"])
 
 
-def test_probe_larger_than_test_set_is_clamped(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="prunesim.data"):
-        summary, arrays, probe = prepare(tmp_path, {"source": "digits"}, probe_size=5000)
-    assert "whole test set" in caplog.text
+def test_probe_larger_than_test_set_is_refused(tmp_path):
+    with pytest.raises(DatasetError, match=r"probe_size is 5000.*only 359 images.*at most 359"):
+        prepare(tmp_path, {"source": "digits"}, probe_size=5000)
+    spec = {"source": "digits", "test_subset": 50}
+    with pytest.raises(DatasetError, match=r"probe_size is 60.*only 50.*raise test_subset"):
+        prepare(tmp_path, spec, probe_size=60)
+    assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())
+    # the whole test set is allowed
+    _, arrays, probe = prepare(tmp_path, spec, probe_size=50)
     np.testing.assert_array_equal(probe, np.arange(len(arrays["y_test"])))
 
 
@@ -124,13 +128,14 @@ def test_stratified_indices_exact_count():
 
 def test_imagefolder_tree(tmp_path):
     pixels = make_tree(tmp_path / "tree", ["b_cls", "a_cls"], n_train=3, n_test=2)
-    _, arrays, probe = prepare(tmp_path, {"source": "imagefolder", "root": str(tmp_path / "tree")})
+    spec = {"source": "imagefolder", "root": str(tmp_path / "tree")}
+    _, arrays, probe = prepare(tmp_path, spec, probe_size=4)
     assert list(arrays["classes"]) == ["a_cls", "b_cls"]  # sorted, like torchvision
     assert arrays["y_train"].tolist() == [0, 0, 0, 1, 1, 1]
     assert arrays["y_test"].tolist() == [0, 0, 1, 1]
     np.testing.assert_array_equal(arrays["x_train"][3], pixels[("train", "b_cls", 0)])  # lossless
     np.testing.assert_array_equal(arrays["x_test"][1], pixels[("test", "a_cls", 1)])
-    assert len(probe) == 4  # clamped to the 4 test images
+    assert len(probe) == 4  # the whole test set
 
 
 def test_imagefolder_resizes_and_converts(tmp_path):
@@ -140,7 +145,7 @@ def test_imagefolder_resizes_and_converts(tmp_path):
         Image.new("L", (40, 48), color=200).save(root / split / "x" / "grey.png")
         Image.new("RGBA", (32, 32), color=(10, 20, 30, 40)).save(root / split / "x" / "rgba.png")
         (root / split / "x" / "notes.txt").write_text("not an image")
-    _, arrays, _ = prepare(tmp_path, {"source": "imagefolder", "root": str(root)})
+    _, arrays, _ = prepare(tmp_path, {"source": "imagefolder", "root": str(root)}, probe_size=2)
     assert arrays["x_train"].shape == (2, 32, 32, 3)
     assert (arrays["x_train"][0] == 200).all()
     assert arrays["x_train"][1, 0, 0].tolist() == [10, 20, 30]
@@ -178,7 +183,8 @@ def test_svhn_from_local_mat_files(tmp_path):
         x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
         y = (np.arange(n) % 10 + 1).reshape(-1, 1)  # labels 1..10, 10 = digit 0
         savemat(tmp_path / f"{split}_32x32.mat", {"X": x, "y": y})
-    _, arrays, _ = prepare(tmp_path, {"source": "svhn", "root": str(tmp_path), "download": False})
+    spec = {"source": "svhn", "root": str(tmp_path), "download": False}
+    _, arrays, _ = prepare(tmp_path, spec, probe_size=10)
     assert arrays["x_train"].shape == (20, 32, 32, 3)
     assert sorted(set(arrays["y_train"].tolist())) == list(range(10))
     assert arrays["y_train"][9] == 0  # label 10 -> 0
@@ -214,6 +220,12 @@ def test_imagefolder_errors(tmp_path):
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(DatasetError, match="broken.jpg"):
         prepare(tmp_path, {"source": "imagefolder", "root": str(tmp_path / "t2")})
+    for split in ("train", "test"):  # an empty class folder in either split is refused
+        make_tree(tmp_path / split, ["a", "b"], 1, 1)
+        for image in (tmp_path / split / split / "b").iterdir():
+            image.unlink()
+        with pytest.raises(DatasetError, match=rf"class 'b' of the {split} split has no images"):
+            prepare(tmp_path, {"source": "imagefolder", "root": str(tmp_path / split)}, 2)
     assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())
 
 

@@ -60,7 +60,7 @@ def test_non_bool_masks_are_refused(tmp_path):
 def test_corrupt_file_says_what_to_do(tmp_path):
     path = tmp_path / "mask.npz"
     path.write_bytes(b"not a zip")
-    with pytest.raises(CorruptFileError, match="rerun the IMP iteration"):
+    with pytest.raises(CorruptFileError, match=rf"--forcerun {path}"):
         load_mask_npz(path)
     np.savez(path, other=np.ones(2))
     with pytest.raises(CorruptFileError):

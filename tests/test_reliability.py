@@ -4,10 +4,15 @@ Every test drives the real workflow (``snakemake`` in a subprocess, always under
 limit) except the checkpoint-loading one, and each fails when its feature is missing:
 
 - bad configs stop ``snakemake -n`` with a message naming the key and the allowed values;
-- a missing dataset, or a truncated checkpoint / array file / activation file, fails its
-  job with a log line that names the file and the fix (no bare traceback, no output left);
+- a missing dataset, an empty class folder or a probe larger than the test set, or a
+  truncated checkpoint / array file / activation file, fails its job with a log line that
+  names the file and the fix (no bare traceback, no output left); following that fix
+  literally rebuilds everything computed from the file, equal to a clean run;
+- the paper's config on a machine without CUDA stops before any job, with what to do;
+- results get the file mode the umask gives, not mkstemp's 0600;
 - ``kill -9`` of a real run mid-training leaves no finished-looking output, and the rerun
-  resumes from the last epoch checkpoint and ends bit-identical to an uninterrupted run;
+  resumes from the last epoch checkpoint, keeps the killed attempt's log lines and ends
+  bit-identical to an uninterrupted run;
 - the same config and seed give byte-identical tables;
 - an all-zero layer gives a defined value or an explained gap, never a crashed workflow;
 - checkpoints never execute pickled code;
@@ -20,6 +25,8 @@ import contextlib
 import json
 import math
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -30,7 +37,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import TINY_CONFIG, snakemake, snakemake_command
+from conftest import REPO, TINY_CONFIG, snakemake, snakemake_command
+from prunesim.joblog import RESUMING_MARK
 
 pytestmark = pytest.mark.workflow
 
@@ -158,10 +166,27 @@ def test_bad_config_stops_dry_run_with_key_and_allowed_values(case, tmp_path):
 # ----------------------------------------------------------------------------- 2. missing data
 
 
+DATA_FAILURES = ("nofolder", "emptycifar", "emptyclass", "digits")
+
+
+def make_image_folder(root: Path, classes: list[str], per_class: int) -> None:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (32, 32), (i, 0, 0)).save(root / split / name / f"{i}.png")
+
+
 def test_missing_dataset_fails_prepare_data_with_path_and_fix(tmp_path):
     missing_root = tmp_path / "no" / "such" / "folder"
     empty_root = tmp_path / "empty_cifar"
     empty_root.mkdir()
+    class_root = tmp_path / "empty_class"
+    make_image_folder(class_root, ["cat", "dog"], per_class=2)
+    for image in (class_root / "test" / "dog").iterdir():
+        image.unlink()
     config = tiny_config()
     config["datasets"]["nofolder"] = {"source": "imagefolder", "root": str(missing_root)}
     config["datasets"]["emptycifar"] = {
@@ -169,13 +194,14 @@ def test_missing_dataset_fails_prepare_data_with_path_and_fix(tmp_path):
         "root": str(empty_root),
         "download": False,
     }
+    config["datasets"]["emptyclass"] = {"source": "imagefolder", "root": str(class_root)}
+    config["probe_size"] = 300  # > the digits test subset (200): refused, not clamped
     cfg = write_config(tmp_path / "missing.yaml", config)
     workdir = tmp_path / "wd"
     proc = snakemake(
         workdir,
         "--keep-going",
-        "results/data/nofolder/arrays.npz",
-        "results/data/emptycifar/arrays.npz",
+        *(f"results/data/{name}/arrays.npz" for name in DATA_FAILURES),
         config=cfg,
         timeout=300,
         check=False,
@@ -194,7 +220,20 @@ def test_missing_dataset_fails_prepare_data_with_path_and_fix(tmp_path):
     assert "DatasetError" in cifar_msg
     assert "download: true" in cifar_msg, f"no hint how to get the data:\n{cifar_msg}"
 
-    for name in ("nofolder", "emptycifar"):
+    class_msg = assert_clear_failure(
+        workdir / "logs/prepare_data/emptyclass.log", "class 'dog' of the test split", fix_words=()
+    )
+    assert "DatasetError" in class_msg
+    assert "add its images, or remove the 'dog' folder" in class_msg, class_msg
+
+    probe_msg = assert_clear_failure(
+        workdir / "logs/prepare_data/digits.log", "probe_size is 300", fix_words=()
+    )
+    assert "DatasetError" in probe_msg
+    assert "only 200 images" in probe_msg, probe_msg
+    assert "set probe_size to at most 200" in probe_msg, probe_msg
+
+    for name in DATA_FAILURES:
         data_dir = workdir / "results" / "data" / name
         left = sorted(p.name for p in data_dir.iterdir()) if data_dir.exists() else []
         assert left == [], f"a failed prepare_data left files behind in {data_dir}: {left}"
@@ -204,41 +243,151 @@ def test_missing_dataset_fails_prepare_data_with_path_and_fix(tmp_path):
 
 
 CORRUPT_CASES = {
-    # id: (truncated file, forced target, that job's log, what the message must name)
+    # id: (truncated file, forced target, that job's log, what the message must name,
+    #      whether to follow the message and check the rebuild: `arrays` would retrain all)
     "checkpoint": (
-        f"{DENSE}/model.pt",
-        f"{EXPERIMENT}/activations/dense.h5",
-        "logs/extract_acts/tiny/dense.log",
+        f"{EXPERIMENT}/networks/run1/iter2/model.pt",
+        f"{EXPERIMENT}/activations/run1_iter2.h5",
+        "logs/extract_acts/tiny/run1_iter2.log",
         "checkpoint",
+        True,
     ),
     "arrays": (
         "results/data/digits/arrays.npz",
         f"{EXPERIMENT}/activations/dense.h5",
         "logs/extract_acts/tiny/dense.log",
         "array file",
+        False,
     ),
     "activations": (
         f"{EXPERIMENT}/activations/run1_iter1.h5",
         f"{EXPERIMENT}/similarity/cka/run1/iter1/conv1__conv1.json",
         "logs/similarity/tiny/cka/run1_iter1_conv1__conv1.log",
         "activation file",
+        True,
     ),
 }
+TABLES = ("similarity.csv", "accuracy.csv", "masks.csv")
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
 @pytest.mark.parametrize("case", list(CORRUPT_CASES))
-def test_truncated_file_fails_its_consumer_with_file_and_fix(case, tiny_copy):
-    broken, target, log, what = CORRUPT_CASES[case]
+def test_truncated_file_fails_its_consumer_and_its_fix_rebuilds_everything(
+    case, tiny_copy, tiny_workflow
+):
+    broken, target, log, what, rebuild = CORRUPT_CASES[case]
     truncate_keeping_mtime(tiny_copy / broken)
     proc = snakemake(tiny_copy, "--force", target, timeout=300, check=False)
     out = output_of(proc)
     assert proc.returncode != 0, f"the job consumed a truncated {broken}:\n{out[-3000:]}"
-    message = assert_clear_failure(tiny_copy / log, broken, fix_words=("delete", "rerun"))
+    message = assert_clear_failure(tiny_copy / log, broken, fix_words=("rerun", "--forcerun"))
     assert "CorruptFileError" in message, message
     assert what in message, message
     assert not (tiny_copy / target).exists(), f"{target} exists after its job failed"
     partial = [p.name for p in (tiny_copy / target).parent.iterdir() if ".partial" in p.name]
     assert not partial, f"the failed job left temporaries: {partial}"
+    if not rebuild:
+        return
+
+    # Follow the message literally: the same command with `--forcerun <file>` at the end.
+    fix = re.search(r"with `(--forcerun [^`]+)` added at the end", message)
+    assert fix, f"the message names no command to run:\n{message}"
+    assert fix.group(1) == f"--forcerun {broken}"
+    if case == "checkpoint":
+        # What the old advice said; deleting alone rebuilds nothing while the tables exist.
+        (tiny_copy / broken).unlink()
+        assert "Nothing to be done" in snakemake(tiny_copy, "--dry-run").stdout
+    tables = tiny_copy / EXPERIMENT / "tables"
+    before = {name: (tables / name).stat().st_mtime_ns for name in TABLES}
+    snakemake(tiny_copy, *shlex.split(fix.group(1)), timeout=900)
+
+    assert files_under(tiny_copy / "results") == files_under(tiny_workflow / "results")
+    for name in TABLES:
+        assert (tables / name).stat().st_mtime_ns > before[name], f"{name} was not rebuilt"
+        clean = (tiny_workflow / EXPERIMENT / "tables" / name).read_bytes()
+        assert (tables / name).read_bytes() == clean, f"{name} differs from a clean run's"
+    assert "Nothing to be done" in snakemake(tiny_copy, "--dry-run").stdout
+
+
+# ----------------------------------------------------------------------------- 3b. no GPU
+
+
+def test_paper_config_without_cuda_stops_before_any_job(tmp_path):
+    """`snakemake --cores 2` with no --configfile plans the paper's grid: stop, say what to do."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the paper's config may run here")
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    (workdir / "config.yaml").symlink_to(REPO / "config.yaml")  # the default config
+    command = snakemake_command(workdir, config=REPO / "config.yaml")
+    at = command.index("--configfile")
+    del command[at : at + 2]  # as a user would type it: no --configfile
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+
+    def run(*args):
+        proc = subprocess.run(
+            [*command, *args], capture_output=True, text=True, timeout=600, env=env
+        )
+        return proc, output_of(proc)
+
+    proc, out = run()
+    assert proc.returncode != 0, f"the paper's study started on a CPU:\n{out[-3000:]}"
+    for words in ("ConfigError", "no CUDA GPU", "CPU-hours", "Nothing was run",
+                  "--configfile config/quickstart.yaml", "--config allow_cpu=True"):  # fmt: skip
+        assert words in out, f"the message lacks {words!r}:\n{out[-3000:]}"
+    assert "Traceback (most recent call last)" not in out, out[-3000:]
+    assert not (workdir / "results").exists(), "a job ran"
+    assert not (workdir / "logs").exists(), "a job ran"
+
+    # A dry run is not stopped; `--config` alone is applied over config.yaml, not instead.
+    proc, out = run("--dry-run", "--config", "allow_cpu=True")
+    assert proc.returncode == 0, out[-3000:]
+    assert re.search(r"^imp_iter\s+600$", out, re.M), out[-3000:]
+
+
+def test_require_gpu_is_overridden_by_allow_cpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: require_gpu never stops a run here")
+    config = tiny_config()
+    config["require_gpu"] = True
+    cfg = write_config(tmp_path / "gpu.yaml", config)
+    target = "results/data/digits/arrays.npz"
+    proc = snakemake(tmp_path / "wd", target, config=cfg, timeout=300, check=False)
+    assert proc.returncode != 0
+    assert "require_gpu: true" in output_of(proc), output_of(proc)[-3000:]
+    assert not (tmp_path / "wd" / target).exists()
+    snakemake(tmp_path / "wd", target, "--config", "allow_cpu=True", config=cfg, timeout=300)
+    assert (tmp_path / "wd" / target).exists()
+
+
+# ----------------------------------------------------------------------------- 3c. file modes
+
+
+def test_results_get_the_mode_the_umask_gives(tmp_path, tiny_workflow):
+    """Not mkstemp's owner-only 0600: a normally created file's 0666 & ~umask."""
+    before = os.umask(0o027)
+    try:
+        snakemake(tmp_path, "results/data/digits/arrays.npz", timeout=300)
+    finally:
+        os.umask(before)
+    for name in ("arrays.npz", "probe.npy"):
+        mode = (tmp_path / "results/data/digits" / name).stat().st_mode & 0o777
+        assert mode == 0o640, f"{name} has mode {mode:o} under umask 027"
+    # Every result of the full tiny run (checkpoints, HDF5, JSON, CSV, figures).
+    expected = 0o666 & ~before
+    wrong = {
+        name: oct(mode)
+        for name in files_under(tiny_workflow / "results")
+        if (mode := (tiny_workflow / "results" / name).stat().st_mode & 0o777) != expected
+    }
+    assert not wrong, f"not mode {expected:o}: {wrong}"
 
 
 # ----------------------------------------------------------------------------- 4. kill -9
@@ -259,10 +408,16 @@ def long_dense_config(tmp_path) -> Path:
 
 
 def kill_during_training(workdir: Path, config: Path, deadline_s: float = 600) -> str:
-    """Start snakemake, SIGKILL its whole process group once an epoch checkpoint exists."""
+    """Start snakemake, SIGKILL its whole process group once an epoch checkpoint exists
+    and the job's log shows a finished epoch."""
     import psutil
 
     resume = workdir / DENSE / "resume.pt"
+    log = workdir / "logs/train_dense/tiny.log"
+
+    def epoch_done() -> bool:
+        return resume.exists() and log.exists() and f"/{KILL_EPOCHS} loss " in log.read_text()
+
     console = workdir.parent / f"{workdir.name}.console.txt"
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     with open(console, "w") as out:
@@ -281,7 +436,7 @@ def kill_during_training(workdir: Path, config: Path, deadline_s: float = 600) -
 
     deadline = time.monotonic() + deadline_s
     try:
-        while not resume.exists():
+        while not epoch_done():
             if proc.poll() is not None:
                 pytest.fail(
                     f"snakemake ended (rc {proc.returncode}) before the first epoch "
@@ -321,7 +476,7 @@ def test_kill_9_mid_training_leaves_nothing_finished_and_resumes_identically(
         f"the killed run left finished-looking outputs {sorted(finals & set(present))} "
         f"(kill came too late or outputs are not atomic); files: {present}\n{console[-3000:]}"
     )
-    allowed = {"resume.pt"}
+    allowed = {"resume.pt", "resume.log"}  # the resume state and its attempts' log lines
     strays = [
         name
         for name in present
@@ -338,10 +493,15 @@ def test_kill_9_mid_training_leaves_nothing_finished_and_resumes_identically(
     snakemake(killed, "--unlock", config=long_dense_config, timeout=180)
     snakemake(killed, target, "--rerun-incomplete", config=long_dense_config, timeout=900)
     log = (killed / "logs/train_dense/tiny.log").read_text()
-    assert f"resumed from {DENSE}/resume.pt at epoch {killed_at}" in log, log
-    assert f"epoch {killed_at + 1}/{KILL_EPOCHS} " in log, log
-    assert f"epoch {killed_at}/{KILL_EPOCHS} " not in log, f"retrained a finished epoch:\n{log}"
+    # The killed attempt's lines are kept (Snakemake deletes a job's log before a rerun).
+    assert log.count(RESUMING_MARK) == 1, log
+    earlier, resumed = log.split(RESUMING_MARK)
+    assert f"tiny dense epoch 1/{KILL_EPOCHS} loss " in earlier, f"earlier epochs lost:\n{log}"
+    assert f"resumed from {DENSE}/resume.pt at epoch {killed_at}" in resumed, log
+    assert f"epoch {killed_at + 1}/{KILL_EPOCHS} " in resumed, log
+    assert f"epoch {killed_at}/{KILL_EPOCHS} " not in resumed, f"retrained an epoch:\n{log}"
     assert not (dense / "resume.pt").exists(), "the resume checkpoint outlived a finished job"
+    assert not (dense / "resume.log").exists(), "the attempts' log outlived a finished job"
 
     # Uninterrupted run of the same config elsewhere: identical weights, bit for bit.
     reference = tmp_path / "reference"
@@ -458,17 +618,20 @@ def test_long_jobs_log_their_progress(tiny_workflow):
     epochs = config["experiments"]["tiny"]["train"]["epochs"]
     logs = tiny_workflow / "logs"
 
+    device = r"training on (cpu \(\d+ threads\)|cuda:\d+ \(.+\))"
     dense = (logs / "train_dense" / "tiny.log").read_text()
+    assert re.search(rf"tiny dense: {device}", dense), f"no device line:\n{dense}"
     for epoch in range(1, epochs + 1):
         pattern = (
-            rf"epoch {epoch}/{epochs} loss \d+\.\d+ train_acc \d\.\d+ test_acc (\d\.\d+|-) "
-            rf".*img/s \d+"
+            rf"tiny dense epoch {epoch}/{epochs} loss \d+\.\d+ train_acc \d\.\d+ "
+            rf"test_acc (\d\.\d+|-) .*img/s \d+"
         )
         assert re.search(pattern, dense), f"no progress line for epoch {epoch}:\n{dense}"
 
     imp = (logs / "imp_iter" / "tiny" / "run1_iter2.log").read_text()
+    assert re.search(rf"tiny run 1 iter 2: {device}", imp), f"no device line:\n{imp}"
     assert re.search(r"run 1 iter 2\b.*density \d\.\d+", imp), imp
-    assert re.search(rf"epoch {epochs}/{epochs} loss ", imp), f"retraining has no epochs:\n{imp}"
+    assert re.search(rf"tiny run 1 iter 2 epoch {epochs}/{epochs} loss ", imp), imp
 
     extract = (logs / "extract_acts" / "tiny" / "dense.log").read_text()
     for layer in config["experiments"]["tiny"]["layers"]:

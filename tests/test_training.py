@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import re
 
 import numpy as np
 import pytest
@@ -284,6 +287,50 @@ def test_resume_after_kill_gives_identical_weights(small, tmp_path, optimizer):
     assert not resume.exists()
 
 
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, to see the progress bar."""
+
+    def isatty(self):
+        return True
+
+
+def test_progress_within_epochs_names_the_network_and_keeps_the_numerics(
+    small, caplog, monkeypatch
+):
+    settings = {**FAST, "epochs": 2}
+    reference = fresh()
+    train(reference, small, settings, seed=5, device="cpu")
+
+    # Not a terminal (a log file): a line per progress_seconds with images/s.
+    lines, model = [], fresh()
+    with caplog.at_level(logging.INFO, logger="prunesim.training"):
+        train(model, small, settings, seed=5, device="cpu", log=lines.append,
+              label="tiny run 1 iter 2", progress_seconds=0)  # fmt: skip
+    steps = 7  # ceil(400 / 64)
+    periodic = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
+    assert len(periodic) == 2 * (steps - 1), periodic  # the epoch line covers the last step
+    assert re.fullmatch(
+        r"tiny run 1 iter 2 epoch 1/2 step 1/7: \d+ img/s, loss \d\.\d{4}", periodic[0]
+    )
+    assert [line.split(" loss ")[0] for line in lines] == [
+        "tiny run 1 iter 2 epoch 1/2",
+        "tiny run 1 iter 2 epoch 2/2",
+    ]
+    assert same_weights(model, reference), "progress reporting changed the training"
+
+    # A terminal: a tqdm bar on stderr, no periodic log lines.
+    caplog.clear()
+    terminal, model = Terminal(), fresh()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with caplog.at_level(logging.INFO, logger="prunesim.training"):
+        train(model, small, settings, seed=5, device="cpu", label="tiny dense", progress_seconds=0)
+    bar = terminal.getvalue()
+    assert "tiny dense epoch 1/2" in bar, bar
+    assert "img/s" in bar, bar
+    assert not [r for r in caplog.records if " step " in r.getMessage()]
+    assert same_weights(model, reference)
+
+
 def test_resume_checkpoint_from_other_settings_is_ignored(small, tmp_path):
     resume = tmp_path / "resume.pt"
     with pytest.raises(Killed):
@@ -383,40 +430,36 @@ def test_train_dense_network_bad_rewind_epoch(small_path, tmp_path):
 
 
 def test_cifar10_fast_lars_matches_its_lars_update():
-    """cifar10-fast's LARS_update: per-row lr*|w_i|/(|g_i|+1e-2), Nesterov with lr in v."""
+    """cifar10-fast's LARS_update, computed in its own summed-loss units, equals ours."""
     torch.manual_seed(1)
+    batch, wd = 4, 5e-4
     w0, b0 = torch.randn(4, 3), torch.randn(4)
-    g1, g2 = torch.randn(4, 3), torch.randn(4, 3)
-    gb = torch.randn(4)
+    grads = [(torch.randn(4, 3), torch.randn(4)) for _ in range(2)]  # mean-loss gradients
     w, b = torch.nn.Parameter(w0.clone()), torch.nn.Parameter(b0.clone())
     opt = LARS(
-        [w, b],
-        lr=0.3,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=5e-4,
-        variant="cifar10_fast",
-        eta=123.0,
-    )  # fmt: skip  (eta is ignored)
+        [w, b], lr=0.3, momentum=0.9, nesterov=True, weight_decay=wd,
+        variant="cifar10_fast", loss_scale=batch, eta=123.0,  # eta is ignored
+    )  # fmt: skip
 
-    def reference(w, dw, v, lr):  # torch_backend.py's nesterov_update, lr scaled per row
-        scale = lr * w.norm(dim=-1 if w.ndim == 1 else 1) if w.ndim > 1 else lr * w.abs()
-        dw_norm = dw.reshape(len(dw), -1).norm(dim=1) if w.ndim > 1 else dw.abs()
-        lr_rows = (scale / (dw_norm + 1e-2)).reshape(-1, *([1] * (w.ndim - 1)))
-        step = -(dw + 5e-4 * w) * lr_rows
-        v = 0.9 * v + step
-        return w + step + 0.9 * v, v
+    def norm(x):  # torch_backend.py: per row; a vector's rows are its entries
+        return torch.norm(x.reshape(x.size(0), -1), dim=1).reshape(-1, *[1] * (x.ndim - 1))
 
-    ref_w, v_w = w0.clone(), torch.zeros_like(w0)
-    ref_b, v_b = b0.clone(), torch.zeros_like(b0)
-    for g, lr in ((g1, 0.3), (g2, 0.1)):
+    def lars_update(w, dw, v, lr, weight_decay, momentum):  # LARS_update + nesterov_update
+        lr = lr * (norm(w) / (norm(dw) + 1e-2))
+        dw = (dw + weight_decay * w) * -lr
+        v = momentum * v + dw
+        return w + dw + momentum * v, v
+
+    ref = {"w": [w0.clone(), torch.zeros_like(w0)], "b": [b0.clone(), torch.zeros_like(b0)]}
+    for (g_w, g_b), lr in zip(grads, (0.3, 0.1), strict=True):
         opt.param_groups[0]["lr"] = lr
-        w.grad, b.grad = g.clone(), gb.clone()
+        w.grad, b.grad = g_w.clone(), g_b.clone()
         opt.step()
-        ref_w, v_w = reference(ref_w, g, v_w, lr)
-        ref_b, v_b = reference(ref_b, gb, v_b, lr)
-    torch.testing.assert_close(w.detach(), ref_w)
-    torch.testing.assert_close(b.detach(), ref_b)
+        for key, g in (("w", g_w), ("b", g_b)):  # summed loss: gradient x B, lr / B, wd x B
+            ref[key] = list(lars_update(*ref[key][:1], batch * g, ref[key][1], lr / batch,
+                                        wd * batch, 0.9))  # fmt: skip
+    torch.testing.assert_close(w.detach(), ref["w"][0])
+    torch.testing.assert_close(b.detach(), ref["b"][0])
     with pytest.raises(ValueError, match="variant"):
         LARS([w], lr=0.1, variant="you")
     assert resolve_settings({"lars": {"variant": "cifar10_fast"}})["lars"]["variant"] == (

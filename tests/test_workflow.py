@@ -145,6 +145,14 @@ def test_network_jobs_give_the_same_table_as_pair_jobs(tiny_copy, tmp_path):
     assert table.read_bytes() == by_pair
 
 
+@pytest.mark.parametrize("profile", ["default", "slurm", "slurm-local"])
+def test_profiles_do_not_print_shell_commands(profile):
+    """printshellcmds prints `Shell command: None` for every job of a `script:` rule."""
+    settings = yaml.safe_load((REPO / "profiles" / profile / "config.yaml").read_text())
+    assert "printshellcmds" not in settings
+    assert "p" not in settings
+
+
 def test_full_study_dry_run_is_small_and_fast(tmp_path):
     """The paper's grid (~600 networks) plans in seconds: ~4,800 jobs, static DAG."""
     out = snakemake(tmp_path, "--dry-run", config=REPO / "config.yaml", timeout=300).stdout

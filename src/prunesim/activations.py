@@ -18,7 +18,7 @@ import torch
 from prunesim.atomic import atomic_path
 from prunesim.checkpoint import load_network
 from prunesim.data import load_arrays, load_probe
-from prunesim.errors import CorruptFileError
+from prunesim.errors import CorruptFileError, rebuild_hint
 
 LOG = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ def probe_images(arrays_path: str | os.PathLike, probe_path: str | os.PathLike):
     probe = load_probe(probe_path)
     if probe.ndim != 1 or (len(probe) and probe.max() >= len(arrays["x_test"])):
         raise CorruptFileError(
-            f"probe file {probe_path} does not index the test set of {arrays_path}; "
-            f"delete both and rerun the workflow (rule prepare_data)"
+            f"probe file {probe_path} does not index the test set of {arrays_path} (rule "
+            f"prepare_data writes both). {rebuild_hint(probe_path)}"
         )
     return arrays["x_test"][probe], arrays["y_test"][probe], arrays["mean"], arrays["std"]
 

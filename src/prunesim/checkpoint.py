@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prunesim.atomic import atomic_path
-from prunesim.errors import CorruptFileError
+from prunesim.errors import CorruptFileError, rebuild_hint
 
 
 def save_checkpoint(
@@ -41,9 +41,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     if not path.exists():
-        raise CorruptFileError(
-            f"checkpoint {path} does not exist; rerun the workflow so the rule that makes it runs"
-        )
+        raise CorruptFileError(f"checkpoint {path} does not exist. {rebuild_hint(path)}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, foreign pickle, wrong format...
@@ -51,14 +49,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
         raise CorruptFileError(
             f"checkpoint {path} cannot be read ({type(exc).__name__}: {reason}). It is "
-            f"truncated or not a prunesim checkpoint: delete it and rerun the workflow to "
-            f"recreate it."
+            f"truncated or not a prunesim checkpoint. {rebuild_hint(path)}"
         ) from exc
     missing = {"state_dict", "masks", "meta"} - set(payload if isinstance(payload, dict) else ())
     if missing:
         raise CorruptFileError(
             f"checkpoint {path} lacks {sorted(missing)}; it was not written by prunesim. "
-            f"Delete it and rerun the workflow."
+            f"{rebuild_hint(path)}"
         )
     return payload
 
@@ -71,7 +68,7 @@ def load_state(model, payload: dict[str, Any], path: str | os.PathLike) -> None:
         meta = payload.get("meta", {})
         raise CorruptFileError(
             f"checkpoint {path} does not match model {meta.get('model')!r} (width "
-            f"{meta.get('width')}): {exc}. Delete it and rerun the workflow."
+            f"{meta.get('width')}): {exc}. {rebuild_hint(path)}"
         ) from exc
 
 

@@ -152,6 +152,53 @@ def _check_cross_references(config: dict[str, Any]) -> None:
             )
 
 
+# README "What the full study needs": one full-width VGG16_BN epoch takes ~6.4 min on a
+# 2-core AMD EPYC, so config.yaml's VGG16_BN grid (401 trainings x 160 epochs) is ~6,800 h.
+PAPER_CPU_HOURS = 6800
+QUICKSTART_COMMAND = ".venv/bin/snakemake --cores 2 --configfile config/quickstart.yaml"
+
+
+def cuda_available() -> bool:
+    """Whether training jobs started here would find a CUDA GPU.
+
+    Asks torch when this interpreter has it (what the jobs use), else ``nvidia-smi -L``
+    (Snakemake itself may run without torch, e.g. with ``--use-conda``).
+    """
+    try:
+        import torch
+    except ImportError:
+        import shutil
+        import subprocess
+
+        smi = shutil.which("nvidia-smi")
+        if smi is None:
+            return False
+        try:
+            proc = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return proc.returncode == 0 and "GPU" in proc.stdout
+    return torch.cuda.is_available()
+
+
+def check_gpu_requirement(config: dict, has_cuda: bool) -> None:
+    """Refuse to run a ``require_gpu`` config (the paper's full study) on a machine without CUDA.
+
+    ``allow_cpu: true`` overrides. Called when Snakemake is about to execute jobs locally, not
+    for dry runs, ``--lint`` or cluster submissions (whose jobs run on GPU nodes).
+    """
+    if not config.get("require_gpu") or config.get("allow_cpu") or has_cuda:
+        return
+    raise ConfigError(
+        "this machine has no CUDA GPU and the config sets require_gpu: true, as config.yaml "
+        f"(the paper's full study, 603 networks: ~{PAPER_CPU_HOURS:,} CPU-hours for VGG16_BN "
+        "alone on a 2-core CPU) does. Nothing was run. To try the workflow on a CPU, run the "
+        f"quickstart (10-20 minutes on 2 cores): {QUICKSTART_COMMAND}. To run this config on "
+        "the CPU anyway, add `--config allow_cpu=True`; on a SLURM cluster, submit it with "
+        "`--workflow-profile profiles/slurm`."
+    )
+
+
 def selected_layers(experiment: dict) -> list[tuple[str, str]]:
     """The (layer, kind) pairs an experiment compares, in forward order."""
     layers = compared_layers(experiment["model"])

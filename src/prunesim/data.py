@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from prunesim.atomic import atomic_path
-from prunesim.errors import ConfigError, CorruptFileError, DatasetError
+from prunesim.errors import ConfigError, CorruptFileError, DatasetError, rebuild_hint
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,9 @@ def prepare_dataset(
     """Decode the dataset ``spec`` into ``arrays_path`` and write the probe indices.
 
     The probe set is a stratified, seeded subset of ``probe_size`` test images (sorted int64
-    indices into ``x_test``). A ``probe_size`` larger than the test set is clamped to the
-    whole test set with a warning, so a small quickstart dataset runs with the paper's
-    ``probe_size: 5000``. Returns a small summary dict. Both files are written atomically.
+    indices into ``x_test``). A ``probe_size`` larger than the test set is a DatasetError
+    naming both numbers (clamping it would leave the configured size in the report and
+    captions). Returns a small summary dict. Both files are written atomically.
     """
     spec = dict(spec)
     unknown = set(spec) - _SPEC_KEYS
@@ -89,14 +89,19 @@ def prepare_dataset(
     x_test, y_test = _subset(x_test, y_test, spec.get("test_subset"), rng, "test_subset")
     _check_arrays(x_train, y_train, x_test, y_test, len(classes), f"source {source!r}")
 
-    mean, std = _channel_stats(x_train, spec)
     if probe_size > len(y_test):
-        log.warning(
-            "probe_size %d > %d test images: the probe set is the whole test set",
-            probe_size,
-            len(y_test),
+        # Refused, not clamped: the report and captions state the configured probe size.
+        subset = spec.get("test_subset")
+        raise DatasetError(
+            f"probe_size is {probe_size}, but the test set of source {source!r} has only "
+            f"{len(y_test)} images"
+            + (f" (test_subset: {subset})" if subset is not None else "")
+            + f": set probe_size to at most {len(y_test)} in your config"
+            + (" or raise test_subset" if subset is not None else "")
+            + "."
         )
-    probe = stratified_indices(y_test, min(int(probe_size), len(y_test)), rng)
+    mean, std = _channel_stats(x_train, spec)
+    probe = stratified_indices(y_test, int(probe_size), rng)
 
     with atomic_path(arrays_path) as tmp, open(tmp, "wb") as fh:
         np.savez(
@@ -127,16 +132,16 @@ def prepare_dataset(
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load ``arrays.npz`` fully into memory (no pickle); raise CorruptFileError if unusable."""
     path = Path(path)
-    fix = "delete it and rerun the workflow (rule prepare_data) to recreate it"
+    fix = f"(rule prepare_data writes it). {rebuild_hint(path)}"
     if not path.exists():
-        raise CorruptFileError(f"array file {path} does not exist; {fix}")
+        raise CorruptFileError(f"array file {path} does not exist {fix}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = set(ARRAY_KEYS) - set(npz.files)
             if missing:
                 raise CorruptFileError(
                     f"array file {path} lacks {sorted(missing)}; it was not written by "
-                    f"prunesim.data.prepare_dataset: {fix}"
+                    f"prunesim.data.prepare_dataset {fix}"
                 )
             arrays = {k: npz[k] for k in ARRAY_KEYS}
     except CorruptFileError:
@@ -144,7 +149,7 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise CorruptFileError(
             f"array file {path} cannot be read ({type(exc).__name__}: {exc}); it is truncated "
-            f"or not an .npz file: {fix}"
+            f"or not an .npz file {fix}"
         ) from exc
     try:
         _check_arrays(
@@ -152,7 +157,7 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
             len(arrays["classes"]), str(path),
         )  # fmt: skip
     except DatasetError as exc:
-        raise CorruptFileError(f"{exc}; {fix}") from exc
+        raise CorruptFileError(f"{exc} {fix}") from exc
     return arrays
 
 
@@ -163,8 +168,8 @@ def load_probe(path: str | os.PathLike) -> np.ndarray:
         probe = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise CorruptFileError(
-            f"probe file {path} cannot be read ({type(exc).__name__}: {exc}); delete it and "
-            f"rerun the workflow (rule prepare_data)"
+            f"probe file {path} cannot be read ({type(exc).__name__}: {exc}; rule prepare_data "
+            f"writes it). {rebuild_hint(path)}"
         ) from exc
     return probe.astype(np.int64, copy=False)
 
@@ -335,6 +340,13 @@ def _list_split(root: Path, split: str):
         found = sorted(
             p for p in (base / c).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
+        if not found:
+            # An empty class would silently train a classifier that can never predict it.
+            raise DatasetError(
+                f"class {c!r} of the {split} split has no images ({base / c} holds no image "
+                f"files): add its images, or remove the {c!r} folder from both "
+                f"{root / 'train'} and {root / 'test'}."
+            )
         files += found
         labels += [k] * len(found)
     if not files:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from prunesim.atomic import atomic_path
-from prunesim.errors import CorruptFileError
+from prunesim.errors import CorruptFileError, rebuild_hint
 
 #: Columns of the tidy table written to ``tables/masks.csv``.
 MASK_TABLE_COLUMNS = ["experiment", "iteration", "density", "layer", "run_a", "run_b", "jaccard"]
@@ -62,8 +62,8 @@ def load_mask_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 masks[name] = bits.astype(bool).reshape(shape)
     except (OSError, KeyError, ValueError) as exc:
         raise CorruptFileError(
-            f"mask file {path} cannot be read ({type(exc).__name__}: {exc}); delete it and "
-            f"rerun the IMP iteration that writes it"
+            f"mask file {path} cannot be read ({type(exc).__name__}: {exc}; rule imp_iter "
+            f"writes it). {rebuild_hint(path)}"
         ) from exc
     return masks
 

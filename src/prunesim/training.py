@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from prunesim.atomic import atomic_path, write_json
 from prunesim.augment import augment_batch, normalize_augment_settings, to_float
@@ -215,12 +217,22 @@ def resolve_device(device=None) -> torch.device:
     return torch.device(device)
 
 
+def describe_device(device=None) -> str:
+    """What a training job runs on, for its log: ``cuda:0 (<GPU name>)`` or ``cpu (N threads)``."""
+    device = resolve_device(device)
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
 def _make_optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg["optimizer"] == "lars":
+        # cifar10-fast's LARS_update sees summed-loss gradients: batch_size times ours (lars.py)
         return LARS(
             params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"],
-            weight_decay=cfg["weight_decay"], **cfg["lars"],
+            weight_decay=cfg["weight_decay"], loss_scale=cfg["batch_size"], **cfg["lars"],
         )  # fmt: skip
     return torch.optim.SGD(
         params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"],
@@ -321,6 +333,8 @@ def train(
     snapshots: dict[int, str | os.PathLike] | None = None,
     resume_path: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = None,
+    label: str | None = None,
+    progress_seconds: float | None = 60.0,
 ) -> dict:
     """Train ``model`` in place for epochs ``[start_epoch, end_epoch)``; return a summary.
 
@@ -337,7 +351,11 @@ def train(
       epoch, history) is written there atomically; a call that finds it resumes from it (if
       it was written by the same call signature and settings, else it is ignored with a
       warning) and deletes it on success.
-    - ``log``: called with one progress line per epoch (also sent to ``logging``).
+    - ``log``: called with one progress line per epoch (also sent to ``logging``); every line
+      starts with ``label`` (the network, e.g. ``"vgg16_bn_cifar10 run 3 iter 7"``) if given.
+    - Within an epoch: a tqdm bar on stderr when stderr is a terminal, else a ``logging`` line
+      (step, images/s, running loss) every ``progress_seconds`` (None: none). Neither touches
+      the numerics.
 
     Returns ``{"test_accuracy", "train_accuracy", "train_loss", "epochs", "seconds",
     "images_per_second", "history": [per-epoch dicts]}``.
@@ -390,6 +408,9 @@ def train(
         sort_keys=True,
     )  # fmt: skip
     first_epoch, history, global_step, elapsed = start_epoch, [], 0, 0.0
+    prefix = f"{label} " if label else ""
+    epoch_images = steps * bs if cfg["drop_last"] else n
+    show_bar = sys.stderr.isatty()
     resume_path = Path(resume_path) if resume_path else None
     if resume_path is not None and resume_path.exists():
         state = _load_resume(resume_path, fingerprint)
@@ -403,7 +424,7 @@ def train(
                 torch.cuda.set_rng_state(state["rng"]["cuda"], device)
             first_epoch, history = state["epoch"], list(state["history"])
             global_step, elapsed = state["scheduler"]["step"], state["elapsed"]
-            _emit(log, f"resumed from {resume_path} at epoch {first_epoch}")
+            _emit(log, f"{prefix}resumed from {resume_path} at epoch {first_epoch}")
             missing = [str(p) for e, p in snapshots.items() if e < first_epoch and not p.exists()]
             if missing:
                 logger.warning("snapshots %s were lost before resuming; rerun afresh", missing)
@@ -420,6 +441,13 @@ def train(
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
+        where = f"{prefix}epoch {epoch + 1}/{end_epoch}"
+        bar = (
+            tqdm(total=epoch_images, desc=where, unit="img", leave=False, mininterval=1.0)
+            if show_bar
+            else None
+        )
+        last_report = t0
         for step in range(steps):
             idx = perm[step * bs : (step + 1) * bs]
             xb = augment_batch(x_train[idx], mean, std, cfg["augment"], aug_gen, channels_last)
@@ -446,6 +474,18 @@ def train(
             loss_sum += loss.detach().double() * len(yb)
             correct += (out.detach().argmax(1) == yb).sum()
             seen += len(yb)
+            if bar is not None:
+                bar.update(len(yb))
+            elif progress_seconds is not None and step + 1 < steps:
+                now = time.perf_counter()
+                if now - last_report >= progress_seconds:
+                    last_report = now
+                    logger.info(
+                        "%s step %d/%d: %.0f img/s, loss %.4f",
+                        where, step + 1, steps, seen / (now - t0), loss_sum.item() / seen,
+                    )  # fmt: skip
+        if bar is not None:
+            bar.close()
         train_seconds = time.perf_counter() - t0
         last = epoch == end_epoch - 1
         every = cfg["eval_every"]
@@ -471,7 +511,7 @@ def train(
                          history, global_step, elapsed)  # fmt: skip
         _emit(
             log,
-            f"epoch {epoch + 1}/{end_epoch} loss {record['train_loss']:.4f} "
+            f"{where} loss {record['train_loss']:.4f} "
             f"train_acc {record['train_accuracy']:.4f} test_acc "
             f"{f'{test_acc:.4f}' if evaluated else '-'} lr {lr:.5g} "
             f"img/s {record['images_per_second']:.0f} time {record['seconds']:.1f}s",
@@ -587,6 +627,8 @@ def train_dense_network(
     dataset = dataset or Path(arrays_path).parent.name
     num_classes = len(arrays["classes"])
 
+    label = f"{experiment} dense"
+    logger.info("%s: training on %s", label, describe_device(device))
     torch.manual_seed(derive_seed(seed, "init"))  # the dense net's initial weights
     model = build_model(model_name, width=width, num_classes=num_classes)
     # The rewind snapshot goes next to the resume file, not to out_rewind: Snakemake deletes
@@ -595,7 +637,7 @@ def train_dense_network(
     rewind_tmp = side.with_name(f"{side.name}.rewind{rewind_epoch}.pt")
     result = train(
         model, arrays, train_settings, seed=seed, device=device,
-        snapshots={rewind_epoch: rewind_tmp}, resume_path=resume_path, log=log,
+        snapshots={rewind_epoch: rewind_tmp}, resume_path=resume_path, log=log, label=label,
     )  # fmt: skip
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

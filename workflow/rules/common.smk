@@ -6,10 +6,24 @@ from pathlib import Path
 # (conda envs clear PYTHONPATH; see envs/*.yaml).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from prunesim.config import validate_config, selected_layers
+from prunesim.config import (
+    check_gpu_requirement,
+    cuda_available,
+    selected_layers,
+    validate_config,
+)
 from prunesim.metrics import METRICS as METRIC_REGISTRY
 
 validate_config(config)
+
+
+# The paper's full study (require_gpu) on a machine without CUDA stops here, before any job.
+# onstart runs only when jobs are about to execute: dry runs, --lint and --report never get
+# here; cluster runs (not local_exec) train on the GPU nodes.
+onstart:
+    if config["require_gpu"] and workflow.local_exec:
+        check_gpu_requirement(config, cuda_available())
+
 
 EXPERIMENTS = config["experiments"]
 # In the registry's order, whatever the config's order (params hold this list).
@@ -89,6 +103,11 @@ def get_network_checkpoint(wildcards):
 def metric_source(metric):
     """The metric's implementation module: editing it reruns that metric's jobs only."""
     return str(Path(workflow.basedir) / "src" / "prunesim" / "metrics" / f"{metric}.py")
+
+
+def paper_claims_file():
+    """The paper's results as data, read by compare_paper (editing them reruns it only)."""
+    return str(Path(workflow.basedir) / "workflow" / "resources" / "paper_claims.yaml")
 
 
 def runs_and_iterations(experiment):
@@ -191,6 +210,7 @@ def get_final_outputs():
             f"results/{experiment}/tables/similarity.csv",
             f"results/{experiment}/tables/accuracy.csv",
             f"results/{experiment}/tables/masks.csv",
+            f"results/{experiment}/tables/paper_comparison.csv",
         ]
         outputs += [
             f"results/{experiment}/figures/{name}.svg" for name in figure_names()

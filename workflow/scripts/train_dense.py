@@ -37,4 +37,4 @@ def main(log):
     )
 
 
-run_job(snakemake, main)
+run_job(snakemake, main, resume=snakemake.params.resume)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CorruptFileError, DegenerateRepresentationError
+from ..errors import CorruptFileError, DegenerateRepresentationError, rebuild_hint
 from ._backend import NUMPY, backend_for
 from ._checks import check_choice, check_pair, check_settings
 from ._moments import MomentAccumulator, chunk_rows, moments
@@ -427,9 +427,6 @@ def similarity_from_hdf5(name, path_a, key_a, path_b, key_b, settings: dict) -> 
         )  # fmt: skip
 
 
-_H5_FIX = "delete it and rerun the workflow (rule extract_acts recreates it)"
-
-
 def _open_h5(h5py, path):
     """Open an activation file; a truncated or foreign file is a CorruptFileError, not OSError."""
     try:
@@ -437,7 +434,7 @@ def _open_h5(h5py, path):
     except OSError as exc:
         raise CorruptFileError(
             f"activation file {path} cannot be read ({exc}); it is truncated or not an HDF5 "
-            f"file: {_H5_FIX}"
+            f"file (rule extract_acts writes it). {rebuild_hint(path)}"
         ) from exc
 
 
@@ -445,7 +442,7 @@ def _dataset(h5, key, path):
     if key not in h5:
         raise CorruptFileError(
             f"activation file {path} has no dataset {key!r} (it holds {sorted(h5.keys())}); "
-            f"it was written for other layers or is incomplete: {_H5_FIX}"
+            f"it was written for other layers or is incomplete. {rebuild_hint(path)}"
         )
     return h5[key]
 
