@@ -122,22 +122,21 @@ def layer_dimensions(
     """
     import h5py
 
-    from prunesim.errors import CorruptFileError
+    from prunesim.errors import CorruptFileError, rebuild_hint
 
     records = []
     try:
         h5 = h5py.File(h5_path, "r")
     except OSError as exc:
         raise CorruptFileError(
-            f"activation file {h5_path} cannot be read ({exc}); delete it and rerun the "
-            "workflow so extract_acts writes it again"
+            f"activation file {h5_path} cannot be read ({exc}). {rebuild_hint(h5_path)}"
         ) from None
     with h5:
         for layer in layers:
             if layer not in h5:
                 raise CorruptFileError(
                     f"activation file {h5_path} has no layer {layer!r} (it has "
-                    f"{', '.join(h5)}); delete it and rerun the workflow"
+                    f"{', '.join(h5)}). {rebuild_hint(h5_path)}"
                 )
             record = {"layer": layer, "id": None, "r": None, "n_used": 0, "n_dropped": 0}
             try:

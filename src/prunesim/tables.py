@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from prunesim.atomic import atomic_path
-from prunesim.errors import CorruptFileError, PrunesimError
+from prunesim.errors import CorruptFileError, PrunesimError, rebuild_hint
 from prunesim.layers import compared_layers
 
 SIMILARITY_COLUMNS = [
@@ -66,8 +66,7 @@ def _read_json(path: str | os.PathLike, required: Iterable[str], what: str) -> d
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CorruptFileError(
-            f"{what} {path} is not valid JSON ({exc}); delete it and rerun the workflow "
-            "so the job that writes it runs again."
+            f"{what} {path} is not valid JSON ({exc}). {rebuild_hint(path)}"
         ) from None
     if not isinstance(record, dict):
         raise CorruptFileError(f"{what} {path} holds {type(record).__name__}, not an object.")
@@ -75,7 +74,7 @@ def _read_json(path: str | os.PathLike, required: Iterable[str], what: str) -> d
     if missing:
         raise CorruptFileError(
             f"{what} {path} lacks the key(s) {', '.join(missing)}; it was written by an "
-            "incompatible version: delete it and rerun the workflow."
+            f"incompatible version. {rebuild_hint(path)}"
         )
     return record
 
@@ -93,7 +92,7 @@ def _similarity_records(paths: Iterable[str | os.PathLike]):
             if missing:
                 raise CorruptFileError(
                     f"similarity file {path} lacks the key(s) {', '.join(missing)}; it was "
-                    "written by an incompatible version: delete it and rerun the workflow."
+                    f"written by an incompatible version. {rebuild_hint(path)}"
                 )
             yield path, rec
 
@@ -183,7 +182,7 @@ def similarity_table(
                 raise PrunesimError(
                     f"similarity file {path}: {side} {rec[side]!r} is not a compared layer "
                     f"of {model} ({', '.join(layers)}); it belongs to another model or an "
-                    "outdated layer table: delete it and rerun."
+                    f"outdated layer table. {rebuild_hint(path)}"
                 )
         run, iteration = int(rec["run"]), int(rec["iteration"])
         key = (rec["metric"], run, iteration, rec["layer_a"], rec["layer_b"])
@@ -301,7 +300,7 @@ def intrinsic_dimension_table(
             if rec["layer"] not in layers:
                 raise PrunesimError(
                     f"intrinsic-dimension file {path}: layer {rec['layer']!r} is not a "
-                    f"compared layer of {model}; delete it and rerun."
+                    f"compared layer of {model}. {rebuild_hint(path)}"
                 )
             index, kind = layers[rec["layer"]]
             rows.append(
