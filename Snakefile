@@ -33,6 +33,7 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/intrinsic_dimension.smk"
 
 
 ##### target #####

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -9,8 +10,11 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.transforms import Bbox
 
 from prunesim import plotting
+from prunesim.config import load_schema
 from prunesim.errors import PrunesimError
 from prunesim.layers import compared_layers
 from prunesim.masks import random_jaccard
@@ -18,42 +22,61 @@ from prunesim.masks import random_jaccard
 MODEL, DATASET = "vgg_svhn", "svhn"
 LAYERS = compared_layers(MODEL)
 RUNS, ITERATIONS = (1, 2, 3), (1, 2, 3, 4)
+SIMILARITY_METRICS = ("svcca", "pwcca", "cka", "nbs", "cosine")
+ALL_PARAMS_LABEL = "proportion of all parameters remaining (log scale)"
+PRUNABLE_LABEL = "proportion of prunable weights remaining (log scale)"
 
 
 def density(k: int) -> float:
+    """Proportion of prunable weights remaining after k IMP iterations."""
     return 0.8**k
+
+
+def density_all(k: int) -> float:
+    """Proportion of all parameters remaining (BN and biases, 2 % of them, never pruned)."""
+    return 0.02 + 0.98 * 0.8**k
 
 
 @pytest.fixture
 def accuracy() -> pd.DataFrame:
-    rows = [dict(run=None, iteration=0, density=1.0, test_accuracy=0.9)]
+    rows = [dict(run=None, iteration=0, density=1.0, density_all_params=1.0, test_accuracy=0.9)]
     for run in RUNS:
         for k in ITERATIONS:
             rows.append(
-                dict(run=run, iteration=k, density=density(k), test_accuracy=0.9 - 0.01 * k * run)
-            )
+                dict(run=run, iteration=k, density=density(k), density_all_params=density_all(k),
+                     test_accuracy=0.9 - 0.01 * k * run)
+            )  # fmt: skip
     return pd.DataFrame(rows).assign(model=MODEL, dataset=DATASET)
 
 
 def value(metric: str, run: int, k: int, index: int) -> float:
-    return 1 - 0.05 * k - 0.01 * index - 0.002 * run - (0.1 if metric == "svcca" else 0.0)
+    offset = {"svcca": 0.1, "pwcca": 0.05, "nbs": 0.02}.get(metric, 0.0)
+    return 1 - 0.05 * k - 0.01 * index - 0.002 * run - offset
 
 
 @pytest.fixture
 def similarity() -> pd.DataFrame:
     rows = []
-    for metric in ("cka", "svcca", "cosine"):
+    for metric in SIMILARITY_METRICS:
         for run in RUNS:
             for k in ITERATIONS:
                 for index, (layer, kind) in enumerate(LAYERS):
                     if metric == "cosine" and kind != "out":
                         continue
                     rows.append(
-                        dict(run=run, iteration=k, density=density(k), layer=layer,
-                             layer_index=index, layer_kind=kind, metric=metric,
-                             value=value(metric, run, k, index), note=None, layer_b=layer)
+                        dict(run=run, iteration=k, density=density(k),
+                             density_all_params=density_all(k), layer=layer, layer_index=index,
+                             layer_kind=kind, metric=metric, value=value(metric, run, k, index),
+                             note=None, layer_b=layer)
                     )  # fmt: skip
     return pd.DataFrame(rows).assign(model=MODEL, dataset=DATASET)
+
+
+MASK_LAYERS = ("features.0.weight", "features.3.weight")
+
+
+def jaccard(layer: str, k: int) -> float:
+    return 1.0 if k == 1 else 0.9 - 0.1 * k - (0.05 if layer == MASK_LAYERS[1] else 0.0)
 
 
 @pytest.fixture
@@ -61,10 +84,10 @@ def masks() -> pd.DataFrame:
     rows = []
     for k in ITERATIONS:
         for run_a, run_b in ((1, 2), (1, 3), (2, 3)):
-            for layer in ("features.0.weight", "features.3.weight", "all"):
+            for layer in (*MASK_LAYERS, "all"):
                 rows.append(
                     dict(experiment="exp", iteration=k, density=density(k), layer=layer,
-                         run_a=run_a, run_b=run_b, jaccard=0.9 - 0.1 * k)
+                         run_a=run_a, run_b=run_b, jaccard=jaccard(layer, k) + 0.01 * run_a)
                 )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -73,13 +96,53 @@ def labelled_lines(ax):
     return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
 
 
-def legend_texts(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+def legend_texts(legend):
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def bands(ax):
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
 
 
 def luminance(colour) -> float:
     r, g, b = mcolors.to_rgb(colour)
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def drawn_extent(fig, artist) -> Bbox:
+    fig.canvas.draw()
+    return artist.get_window_extent()
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def test_figure_defaults_match_the_schema():
+    block = load_schema()["properties"]["figures"]
+    assert {key: spec["default"] for key, spec in block["properties"].items()} == (
+        plotting.FIGURE_DEFAULTS
+    )
+    assert block["properties"]["density_axis"]["enum"] == list(plotting.DENSITY_AXES)
+    assert block["properties"]["similarity_ylim"]["enum"] == list(plotting.SIMILARITY_YLIMS)
+
+
+def test_figure_settings_fill_defaults_and_refuse_unknown_values():
+    assert plotting.figure_settings({"similarity_bands": True}) == {
+        **plotting.FIGURE_DEFAULTS,
+        "similarity_bands": True,
+    }
+    with pytest.raises(PrunesimError, match="allowed values: all_params, prunable"):
+        plotting.figure_settings({"density_axis": "weights"})
+    with pytest.raises(PrunesimError, match="unknown figure setting"):
+        plotting.figure_settings({"bands": True})
+
+
+def test_cosine_gets_no_layerwise_figure():
+    assert plotting.layerwise_metrics(["mean_cca", "svcca", "cka", "cosine"]) == [
+        "mean_cca",
+        "svcca",
+        "cka",
+    ]
 
 
 # ---------------------------------------------------------------------------- accuracy
@@ -93,30 +156,111 @@ def test_accuracy_figure(accuracy, tmp_path):
     left, right = ax.get_xlim()
     assert left > right, "pruning should progress to the right (inverted x)"
     assert ax.get_title() == f"Test accuracy under IMP: {MODEL} on {DATASET}"
-    assert legend_texts(ax) == ["± 2 std", "mean over 3 runs", "individual runs", "dense (90%)"]
+    assert ax.get_xlabel() == ALL_PARAMS_LABEL
+    assert legend_texts(ax.get_legend()) == [
+        "± 2 std",
+        "mean over 3 runs",
+        "individual runs",
+        "dense (90%)",
+    ]
     mean_line, dense_line = labelled_lines(ax)
     pruned = accuracy[accuracy.iteration > 0]
     expected = [0.9] + [pruned[pruned.iteration == k].test_accuracy.mean() for k in ITERATIONS]
     np.testing.assert_allclose(mean_line.get_ydata(), expected)
-    np.testing.assert_allclose(mean_line.get_xdata(), [1.0] + [density(k) for k in ITERATIONS])
+    np.testing.assert_allclose(mean_line.get_xdata(), [1.0] + [density_all(k) for k in ITERATIONS])
     assert dense_line.get_linestyle() == ":"
     np.testing.assert_allclose(dense_line.get_ydata(), [0.9, 0.9])
-    # every network of every run is visible
+    # every network of every run is visible, at its proportion of all parameters
     dots = ax.collections[-1].get_offsets()
     assert len(dots) == len(RUNS) * len(ITERATIONS)
+    np.testing.assert_allclose(sorted(dots[:, 0]), sorted(pruned.density_all_params))
     # the band is mean ± 2 std (sample std over runs)
-    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    band = bands(ax)[0].get_paths()[0].vertices[:, 1]
     std = pruned.groupby("iteration").test_accuracy.std().to_numpy()
     assert band.min() == pytest.approx(min(np.array(expected[1:]) - 2 * std))
     assert band.max() == pytest.approx(0.9)
     # ticks at the iterations' densities, labelled in %
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["100%", "80%", "64%", "51.2%", "41%"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        plotting._pct(d) for d in [1.0] + [density_all(k) for k in ITERATIONS]
+    ]
     assert (tmp_path / "accuracy.svg").stat().st_size > 5000
+
+
+@pytest.mark.parametrize(
+    ("density_axis", "drop", "label", "column"),
+    [
+        ("all_params", False, ALL_PARAMS_LABEL, "density_all_params"),
+        ("prunable", False, PRUNABLE_LABEL, "density"),
+        ("all_params", True, PRUNABLE_LABEL, "density"),  # old table: falls back, says so
+    ],
+    ids=["all_params", "prunable", "old-table"],
+)
+def test_accuracy_density_axis(accuracy, density_axis, drop, label, column):
+    table = accuracy.drop(columns="density_all_params") if drop else accuracy
+    fig = plotting.plot_accuracy(table, density_axis=density_axis)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == label
+    mean_line = labelled_lines(ax)[0]
+    expected = accuracy.groupby("iteration")[column].mean().to_numpy()
+    np.testing.assert_allclose(mean_line.get_xdata(), expected)
+
+
+def test_accuracy_never_passes_100_percent(accuracy):
+    # near-perfect networks with a wide spread: mean + 2 std would be above 100 %
+    accuracy["test_accuracy"] = np.where(
+        accuracy["run"] == 2, 0.999, np.where(accuracy["iteration"] == 0, 0.998, 0.96)
+    )
+    fig = plotting.plot_accuracy(accuracy)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] <= 1.0
+    assert bands(ax)[0].get_paths()[0].vertices[:, 1].max() <= 1.0
+    assert ax.get_ylim()[0] < 0.96, "every run stays in view"
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert len(ticks) == len(set(ticks)) >= 3, f"ticks at too coarse a precision: {ticks}"
+    assert all(float(t.rstrip("%")) <= 100 for t in ticks)
+
+
+def test_accuracy_legend_is_off_the_plot(accuracy):
+    fig = plotting.plot_accuracy(accuracy)
+    ax = fig.axes[0]
+    legend = drawn_extent(fig, ax.get_legend())
+    assert legend.x0 >= ax.get_window_extent().x1, "the legend must not cover the data"
 
 
 def test_accuracy_accepts_a_dataframe_without_dense(accuracy):
     fig = plotting.plot_accuracy(accuracy[accuracy.iteration > 0])
-    assert "dense" not in " ".join(legend_texts(fig.axes[0]))
+    assert "dense" not in " ".join(legend_texts(fig.axes[0].get_legend()))
+
+
+def test_accuracy_all_one_panel_per_experiment(accuracy, tmp_path):
+    other = accuracy.assign(model="resnet_fast", dataset="cifar10")
+    other["test_accuracy"] -= 0.2
+    tables = {"first": accuracy, "second": other, "again": accuracy}
+    outs = [tmp_path / "accuracy_all.svg", tmp_path / "accuracy_all.png"]
+    fig = plotting.plot_accuracy_all(tables, outs, density_axis="prunable")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title().splitlines()[0] for ax in panels] == [
+        f"{MODEL} on {DATASET} (first)",  # the same model twice: the experiment tells them apart
+        "resnet_fast on cifar10",
+        f"{MODEL} on {DATASET} (again)",
+    ]
+    assert panels[1].get_title().splitlines()[1] == "3 runs, dense 70%"
+    for ax, table in zip(panels, tables.values(), strict=True):
+        assert ax.get_xlabel() == PRUNABLE_LABEL
+        mean_line, dense_line = labelled_lines(ax)
+        expected = table.groupby("iteration").test_accuracy.mean().to_numpy()
+        np.testing.assert_allclose(mean_line.get_ydata(), expected)
+        assert ax.get_ylim()[1] <= 1.0
+        assert ax.get_legend() is None
+    assert legend_texts(fig.legends[0]) == [
+        "± 2 std over runs",
+        "mean over runs",
+        "single runs",
+        "dense network",
+    ]
+    assert all(p.stat().st_size > 5000 for p in outs)
+    assert outs[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ---------------------------------------------------------------------------- layerwise
@@ -127,16 +271,49 @@ def test_layerwise_one_line_per_iteration_light_to_dark(similarity):
     ax = fig.axes[0]
     lines = labelled_lines(ax)
     assert len(lines) == len(ITERATIONS)
-    assert legend_texts(ax) == ["80% (1)", "64% (2)", "51.2% (3)", "41% (4)"]
+    legend = ax.get_legend()
+    assert legend_texts(legend) == [f"{plotting._pct(density_all(k))} ({k})" for k in ITERATIONS]
+    assert legend.get_title().get_text() == "all parameters remaining\n(IMP iteration)"
     shades = [luminance(line.get_color()) for line in lines]
     assert shades == sorted(shades, reverse=True), "later iterations should be darker"
     assert [t.get_text() for t in ax.get_xticklabels()] == [name for name, _ in LAYERS]
-    assert ax.get_ylim() == pytest.approx((-0.03, 1.03))
+    assert ax.get_ylabel() == "CKA similarity"
     assert "CKA" in ax.get_title()
     assert MODEL in ax.get_title()
     for k, line in zip(ITERATIONS, lines, strict=True):
         expected = [np.mean([value("cka", r, k, i) for r in RUNS]) for i in range(len(LAYERS))]
         np.testing.assert_allclose(line.get_ydata(), expected)
+
+
+def test_layerwise_legend_follows_the_density_axis(similarity):
+    fig = plotting.plot_layerwise(similarity, "cka", density_axis="prunable")
+    legend = fig.axes[0].get_legend()
+    assert legend_texts(legend) == ["80% (1)", "64% (2)", "51.2% (3)", "41% (4)"]
+    assert legend.get_title().get_text().startswith("prunable weights remaining")
+
+
+def test_layerwise_y_range_fitted_by_default_unit_on_request(similarity):
+    cka = similarity[similarity.metric == "cka"]
+    means = cka.groupby(["iteration", "layer"]).value.mean()
+    ax = plotting.plot_layerwise(similarity, "cka").axes[0]
+    low, high = ax.get_ylim()
+    assert means.min() - 0.05 < low < means.min()
+    assert means.max() < high < means.max() + 0.05
+    assert high - low < 0.75, "a fitted axis shows the data, not [0, 1]"
+    ax = plotting.plot_layerwise(similarity, "cka", ylim="unit").axes[0]
+    assert ax.get_ylim() == pytest.approx((-0.03, 1.03))
+
+
+def test_layerwise_bands_only_when_switched_on(similarity):
+    ax = plotting.plot_layerwise(similarity, "cka").axes[0]
+    assert bands(ax) == []
+    assert any("no bands" in t.get_text() for t in ax.figure.texts)
+    ax = plotting.plot_layerwise(similarity, "cka", bands=True).axes[0]
+    assert len(bands(ax)) == len(ITERATIONS)
+    assert any("bands: ± 1 std over runs" in t.get_text() for t in ax.figure.texts)
+    # the fitted range makes room for the bands
+    low = min(b.get_paths()[0].vertices[:, 1].min() for b in bands(ax))
+    assert ax.get_ylim()[0] < low
 
 
 def test_layerwise_shows_gaps(similarity):
@@ -153,20 +330,13 @@ def test_layerwise_shows_gaps(similarity):
     assert lines[2].get_ydata()[position] == pytest.approx(
         np.mean([value("cka", r, 3, position) for r in (2, 3)])
     ), "one run undefined: mean over the others"
-    assert "undefined (see note)" in legend_texts(ax)
+    assert "undefined (see note)" in legend_texts(ax.get_legend())
     assert any("4 of 144 values undefined" in t.get_text() for t in fig.texts)
 
 
-def test_layerwise_output_only_metric(similarity):
-    fig = plotting.plot_layerwise(similarity, "cosine")
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["out"]
-    assert len(labelled_lines(ax)) == len(ITERATIONS)
-
-
 def test_layerwise_unknown_metric_gives_an_explaining_figure(similarity):
-    fig = plotting.plot_layerwise(similarity, "nbs")
-    assert "no same-layer NBS values" in fig.axes[0].texts[0].get_text()
+    fig = plotting.plot_layerwise(similarity, "mean_cca")
+    assert "no same-layer mean CCA values" in fig.axes[0].texts[0].get_text()
 
 
 def test_layerwise_ignores_cross_layer_rows(similarity):
@@ -177,41 +347,139 @@ def test_layerwise_ignores_cross_layer_rows(similarity):
     assert np.nanmin(line.get_ydata()) > 0.5
 
 
+def test_layerwise_grid_four_panels_as_the_paper(similarity, tmp_path):
+    outs = [tmp_path / "layerwise.svg", tmp_path / "layerwise.png"]
+    fig = plotting.plot_layerwise_grid(similarity, outs)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == ["SVCCA", "PWCCA", "CKA", "NBS"]
+    assert fig.get_suptitle() == f"Layerwise similarity, pruned vs dense: {MODEL} on {DATASET}"
+    for ax, metric in zip(axes, plotting.PAPER_METRICS, strict=True):
+        lines = labelled_lines(ax)
+        assert len(lines) == len(ITERATIONS), metric
+        for k, line in zip(ITERATIONS, lines, strict=True):
+            expected = [np.mean([value(metric, r, k, i) for r in RUNS]) for i in range(len(LAYERS))]
+            np.testing.assert_allclose(line.get_ydata(), expected)
+        assert bands(ax) == []
+        assert ax.get_ylim()[1] - ax.get_ylim()[0] < 0.75, "fitted y range"
+        assert ax.get_ylabel() == f"{plotting.METRIC_LABELS[metric]} similarity"
+    # the layer names are written under the bottom row only (shared x axis)
+    fig.canvas.draw()
+    bottom = [t.get_text() for t in axes[2].get_xticklabels()]
+    assert bottom == [name for name, _ in LAYERS]
+    assert not any(t.get_visible() and t.get_text() for t in axes[0].get_xticklabels())
+    # one legend for all panels, one entry per iteration
+    assert len(fig.legends) == 1
+    assert len(legend_texts(fig.legends[0])) == len(ITERATIONS)
+    assert all(p.stat().st_size > 5000 for p in outs)
+
+
+def test_layerwise_grid_settings(similarity):
+    fig = plotting.plot_layerwise_grid(similarity, bands=True, ylim="unit")
+    for ax in [ax for ax in fig.axes if ax.get_title()]:
+        assert len(bands(ax)) == len(ITERATIONS)
+        assert ax.get_ylim() == pytest.approx((-0.03, 1.03))
+
+
+def test_layerwise_grid_says_which_metric_is_missing(similarity):
+    fig = plotting.plot_layerwise_grid(similarity[similarity.metric != "nbs"])
+    nbs = next(ax for ax in fig.axes if ax.get_title() == "NBS")
+    assert labelled_lines(nbs) == []
+    assert "NBS not in the similarity table" in nbs.texts[0].get_text()
+    cka = next(ax for ax in fig.axes if ax.get_title() == "CKA")
+    assert len(labelled_lines(cka)) == len(ITERATIONS)
+
+
 # ---------------------------------------------------------------------------- output layer
 
 
-def test_output_similarity_one_line_per_metric(similarity):
-    fig = plotting.plot_output_similarity(similarity, metrics=["cka", "svcca", "cosine"])
+def test_output_similarity_lines_per_metric_against_iteration(similarity):
+    metrics = ["cka", "svcca", "cosine"]
+    fig = plotting.plot_output_similarity(similarity, metrics=metrics)
     ax = fig.axes[0]
-    assert legend_texts(ax) == ["CKA", "SVCCA", "cosine similarity"]
+    assert legend_texts(ax.get_legend()) == ["CKA", "SVCCA", "cosine similarity"]
+    assert ax.get_xlabel() == "IMP iteration"
+    assert ax.get_xscale() == "linear"
     lines = labelled_lines(ax)
     out_index = len(LAYERS) - 1
-    for metric, line in zip(("cka", "svcca", "cosine"), lines, strict=True):
+    for metric, line in zip(metrics, lines, strict=True):
         expected = [np.mean([value(metric, r, k, out_index) for r in RUNS]) for k in ITERATIONS]
         np.testing.assert_allclose(line.get_ydata(), expected)
-        np.testing.assert_allclose(line.get_xdata(), [density(k) for k in ITERATIONS])
-    assert ax.get_xscale() == "log"
+        np.testing.assert_allclose(line.get_xdata(), ITERATIONS)
+    # the top axis gives the proportion of all parameters remaining
+    top = ax.child_axes[0] if ax.child_axes else None
+    assert top is not None
+    assert top.get_xlabel() == "proportion of all parameters remaining"
+
+
+def test_output_similarity_metrics_are_told_apart(similarity):
+    metrics = list(plotting.METRIC_STYLES)  # every metric, mean CCA too
+    mean_cca = similarity[similarity.metric == "cka"].assign(metric="mean_cca")
+    table = pd.concat([similarity, mean_cca])
+    ax = plotting.plot_output_similarity(table, metrics=metrics).axes[0]
+    lines = labelled_lines(ax)
+    assert len(lines) == len(metrics)
+    markers = [line.get_marker() for line in lines]
+    assert len(set(markers)) == len(markers), "one marker per metric"
+    colours = [np.array(mcolors.to_rgb(line.get_color())) for line in lines]
+    for a, b in itertools.combinations(colours, 2):
+        assert np.linalg.norm(a - b) > 0.25, "colours too close to tell apart"
+
+
+def test_output_similarity_single_runs_are_visible(similarity):
+    metrics = ["cka", "svcca", "cosine"]
+    ax = plotting.plot_output_similarity(similarity, metrics=metrics).axes[0]
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(dots) == len(metrics)
+    xs = []
+    for dot, line in zip(dots, labelled_lines(ax), strict=True):
+        offsets = dot.get_offsets()
+        assert len(offsets) == len(RUNS) * len(ITERATIONS)
+        assert dot.get_alpha() >= 0.5
+        assert mcolors.same_color(dot.get_facecolor()[0][:3], line.get_color())
+        xs.append(np.round(offsets[:, 0] - np.round(offsets[:, 0]), 6)[0])
+    assert len(set(xs)) == len(metrics), "each metric's dots sit beside the others'"
+
+
+def test_output_similarity_y_range_and_bands(similarity):
+    out = similarity[similarity.layer_kind == "out"]
+    ax = plotting.plot_output_similarity(similarity).axes[0]
+    low, high = ax.get_ylim()
+    assert out.value.min() - 0.05 < low < out.value.min()
+    assert out.value.max() < high < out.value.max() + 0.05
+    assert bands(ax) == []
+    ax = plotting.plot_output_similarity(similarity, bands=True, ylim="unit").axes[0]
+    assert ax.get_ylim() == pytest.approx((-0.03, 1.03))
+    assert len(bands(ax)) == len(SIMILARITY_METRICS)
 
 
 # ---------------------------------------------------------------------------- masks
 
 
-def test_mask_overlap_lines_and_chance_level(masks):
-    fig = plotting.plot_mask_overlap(masks)
+def test_mask_overlap_heatmap(masks):
+    fig = plotting.plot_mask_overlap(masks, subject=f"{MODEL} on {DATASET}")
     ax = fig.axes[0]
-    assert legend_texts(ax) == [
-        "features.0.weight",
-        "features.3.weight",
-        "all prunable weights",
-        "random masks",
-    ]
-    *layers, overall, chance = labelled_lines(ax)
-    assert overall.get_color() == "black"
-    np.testing.assert_allclose(overall.get_ydata(), [0.9 - 0.1 * k for k in ITERATIONS])
+    assert ax.get_title() == f"Mask overlap between IMP runs: {MODEL} on {DATASET}"
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows == [*MASK_LAYERS, "all prunable weights", "random masks (chance)"]
+    columns = [t.get_text() for t in ax.get_xticklabels()]
+    assert columns == [f"{k}\n{plotting._pct(density(k))}" for k in ITERATIONS]
+    grid = ax.collections[0].get_array().reshape(len(rows), len(columns))
+    mean_offset = np.mean([0.01 * a for a in (1, 1, 2)])  # run_a of the pairs
+    for i, layer in enumerate(MASK_LAYERS):
+        np.testing.assert_allclose(grid[i], [jaccard(layer, k) + mean_offset for k in ITERATIONS])
     np.testing.assert_allclose(
-        chance.get_ydata(), [random_jaccard(density(k), density(k)) for k in ITERATIONS]
+        grid[-1], [random_jaccard(density(k), density(k)) for k in ITERATIONS]
     )
+    # annotated: every cell can be read
+    assert len(ax.texts) == grid.size
     assert any("mean over 3 pairs of runs" in t.get_text() for t in fig.texts)
+
+
+def test_mask_overlap_one_pair_grammar_and_experiment_fallback(masks):
+    one = masks[(masks.run_a == 1) & (masks.run_b == 2)]
+    fig = plotting.plot_mask_overlap(one)
+    assert any("mean over 1 pair of runs" in t.get_text() for t in fig.texts)
+    assert fig.axes[0].get_title() == "Mask overlap between IMP runs: exp"
 
 
 def test_mask_overlap_single_run_gives_an_explaining_figure(tmp_path):
@@ -222,6 +490,10 @@ def test_mask_overlap_single_run_gives_an_explaining_figure(tmp_path):
     fig = plotting.plot_mask_overlap(tmp_path / "masks.csv", tmp_path / "mask_overlap.svg")
     assert "at least 2 runs" in fig.axes[0].texts[0].get_text()
     assert (tmp_path / "mask_overlap.svg").exists()
+
+
+def test_table_subject(accuracy):
+    assert plotting.table_subject(accuracy) == f"{MODEL} on {DATASET}"
 
 
 # ---------------------------------------------------------------------------- cross-layer
@@ -244,7 +516,9 @@ def test_cross_layer_heatmap(similarity):
     at = table[(table.metric == "cka") & (table.iteration == 4)]
     expected = at.pivot_table(index="layer", columns="layer_b", values="value", aggfunc="mean")
     np.testing.assert_allclose(grid, expected.reindex(index=names, columns=names).to_numpy())
-    assert "iteration 4" in ax.get_title()
+    assert f"iteration 4, {plotting._pct(density_all(4))} of all parameters" in ax.get_title()
+    fig = plotting.plot_cross_layer(table, "cka", density_axis="prunable")
+    assert "iteration 4, 41% of prunable weights" in fig.axes[0].get_title()
 
 
 def test_cross_layer_without_pairs_says_so(similarity):
@@ -259,13 +533,15 @@ def test_cross_layer_without_pairs_says_so(similarity):
 def test_figures_are_byte_reproducible(similarity, accuracy, masks, tmp_path, suffix):
     def draw(where):
         plotting.plot_accuracy(accuracy, where / f"accuracy.{suffix}")
+        plotting.plot_accuracy_all({"a": accuracy}, where / f"accuracy_all.{suffix}")
         plotting.plot_layerwise(similarity, "cka", where / f"similarity_cka.{suffix}")
+        plotting.plot_layerwise_grid(similarity, where / f"layerwise.{suffix}")
         plotting.plot_output_similarity(similarity, where / f"output_similarity.{suffix}")
         plotting.plot_mask_overlap(masks, where / f"mask_overlap.{suffix}")
         return {p.name: p.read_bytes() for p in sorted(where.iterdir())}
 
     first, second = draw(tmp_path / "a"), draw(tmp_path / "b")
-    assert len(first) == 4, "no partial or extra files"
+    assert len(first) == 6, "no partial or extra files"
     assert first == second
 
 
@@ -274,13 +550,22 @@ def test_svg_has_no_date_and_keeps_text(similarity, tmp_path):
     svg = (tmp_path / "s.svg").read_text()
     assert "<dc:date>" not in svg
     assert ">conv1<" in svg
-    assert "51.2% (3)" in svg
+    assert f"{plotting._pct(density_all(3))} (3)" in svg
+
+
+def test_one_figure_written_as_svg_and_png(accuracy, tmp_path):
+    outs = [tmp_path / "accuracy.svg", tmp_path / "accuracy.png"]
+    plotting.plot_accuracy(accuracy, outs)
+    assert outs[0].read_text().lstrip().startswith("<?xml")
+    assert outs[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_unknown_suffix_is_refused(accuracy, tmp_path):
     with pytest.raises(PrunesimError, match="unknown suffix"):
         plotting.plot_accuracy(accuracy, tmp_path / "accuracy.jpeg")
-    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(PrunesimError, match="unknown suffix"):
+        plotting.plot_accuracy(accuracy, [tmp_path / "accuracy.svg", tmp_path / "accuracy.jpeg"])
+    assert list(tmp_path.iterdir()) == [], "nothing written when one of the paths is refused"
 
 
 def test_empty_table_file_is_a_clear_error(tmp_path):

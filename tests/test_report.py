@@ -319,6 +319,53 @@ def test_caption_survives_sparse_config(name, config, wildcards):
     assert render_caption(name, config, **wildcards)
 
 
+FIGURE_SETTINGS_ON = {
+    "density_axis": "prunable",
+    "similarity_bands": True,
+    "similarity_ylim": "unit",
+}
+SIMILARITY_CAPTIONS = ("similarity.rst", "layerwise.rst", "output_similarity.rst")
+
+
+def test_new_captions_exist():
+    assert {"layerwise.rst", "accuracy_all.rst"} <= set(CAPTION_FILES)
+
+
+@pytest.mark.parametrize("name", ["accuracy.rst", "accuracy_all.rst"])
+def test_accuracy_captions_name_the_band_and_the_density_axis(name):
+    text = render_caption(name, FULL_CONFIG, experiment="exp")
+    assert "± 2 standard deviations" in text
+    assert "proportion of all parameters" in text
+    assert "density_axis = all_params" in text
+    text = render_caption(name, {**FULL_CONFIG, "figures": FIGURE_SETTINGS_ON}, experiment="exp")
+    assert "proportion of prunable weights remaining" in text
+    assert "density_axis = prunable" in text
+
+
+@pytest.mark.parametrize("name", SIMILARITY_CAPTIONS)
+def test_similarity_captions_say_whether_bands_are_drawn(name):
+    off = render_caption(name, FULL_CONFIG, experiment="exp")
+    assert "no band" in off
+    assert "similarity_bands = False" in off
+    assert "fitted to" in off
+    assert "similarity_ylim = data" in off
+    assert "all parameters" in off
+    on = render_caption(name, {**FULL_CONFIG, "figures": FIGURE_SETTINGS_ON}, experiment="exp")
+    assert "± 1 standard deviation over runs" in on
+    assert "no band" not in on
+    assert "similarity_bands = True" in on
+    assert "similarity_ylim = unit" in on
+    assert "[0, 1]" in on
+    assert "prunable weights" in on
+
+
+def test_mask_overlap_caption_explains_iteration_one():
+    text = render_caption("mask_overlap.rst", FULL_CONFIG, experiment="exp")
+    assert "Jaccard index is 1 at iteration 1" in text
+    assert "same dense network" in text
+    assert "data order" in text
+
+
 # ---------------------------------------------------------------------------- reports
 
 THROWAWAY_SNAKEFILE = """
@@ -332,12 +379,14 @@ rule all:
     input:
         "results/exp/figures/accuracy.svg",
         "results/exp/figures/similarity_cka.svg",
+        "results/figures/accuracy_all.svg",
 
 
 rule plot:
     input:
         accuracy="tables/accuracy.csv",
         similarity="tables/similarity.csv",
+        masks="tables/masks.csv",
     output:
         accuracy=report(
             "results/{experiment}/figures/accuracy.svg",
@@ -352,12 +401,65 @@ rule plot:
             subcategory="cka",
             labels={"experiment": "{experiment}", "metric": "cka"},
         ),
+        layerwise=report(
+            "results/{experiment}/figures/layerwise.svg",
+            caption="report/layerwise.rst",
+            category="Similarity",
+            subcategory="layerwise, four metrics",
+        ),
+        layerwise_png="results/{experiment}/figures/layerwise.png",
+        output_similarity=report(
+            "results/{experiment}/figures/output_similarity.svg",
+            caption="report/output_similarity.rst",
+            category="Similarity",
+            subcategory="output layer",
+        ),
+        mask_overlap=report(
+            "results/{experiment}/figures/mask_overlap.svg",
+            caption="report/mask_overlap.rst",
+            category="Masks",
+            subcategory="{experiment}",
+        ),
     run:
         from prunesim import plotting
 
+        style = dict(bands=config["figures"]["similarity_bands"], ylim="data")
         plotting.plot_accuracy(input.accuracy, output.accuracy)
-        plotting.plot_layerwise(input.similarity, "cka", output.similarity_cka)
+        plotting.plot_layerwise(input.similarity, "cka", output.similarity_cka, **style)
+        plotting.plot_layerwise_grid(
+            input.similarity, [output.layerwise, output.layerwise_png], **style
+        )
+        plotting.plot_output_similarity(input.similarity, output.output_similarity, **style)
+        plotting.plot_mask_overlap(
+            input.masks, output.mask_overlap, subject="vgg_svhn on digits"
+        )
+
+
+rule plot_accuracy_all:
+    input:
+        accuracy="tables/accuracy.csv",
+    output:
+        figure=report(
+            "results/figures/accuracy_all.svg",
+            caption="report/accuracy_all.rst",
+            category="Accuracy",
+            subcategory="all experiments",
+        ),
+    run:
+        from prunesim import plotting
+
+        plotting.plot_accuracy_all({"exp": input.accuracy}, output.figure)
 """
+
+# What the throwaway report must show: {file name: (category, caption phrase)}.
+THROWAWAY_FIGURES = {
+    "accuracy.svg": ("Accuracy", "Test accuracy under Iterative Magnitude Pruning"),
+    "similarity_cka.svg": ("Similarity", "Layerwise similarity of pruned and dense"),
+    "layerwise.svg": ("Similarity", "Layerwise similarity under four metrics"),
+    "output_similarity.svg": ("Similarity", "Similarity of the output layer"),
+    "mask_overlap.svg": ("Masks", "Why the Jaccard index is 1 at iteration 1"),
+    "accuracy_all.svg": ("Accuracy", "all experiments side by side"),
+}
 
 
 def _synthetic_tables(tables: Path) -> None:
@@ -366,21 +468,35 @@ def _synthetic_tables(tables: Path) -> None:
     from prunesim.layers import compared_layers
 
     rng = np.random.default_rng(0)
-    acc = [dict(run=None, iteration=0, density=1.0, test_accuracy=0.95)]
-    sim = []
+    acc = [dict(run=None, iteration=0, density=1.0, density_all_params=1.0, test_accuracy=0.95)]
+    sim, masks = [], []
     for run in range(3):
         for k in range(1, 5):
-            acc.append(dict(run=run, iteration=k, density=0.8**k, test_accuracy=0.95 - 0.01 * k))
-            for index, (layer, kind) in enumerate(compared_layers("vgg_svhn")):
-                value = 1 - 0.05 * k - 0.01 * index + rng.normal(0, 0.005)
-                sim.append(
-                    dict(run=run, iteration=k, density=0.8**k, layer=layer, layer_index=index,
-                         layer_kind=kind, metric="cka", value=value, note=None, layer_b=layer)
+            densities = dict(density=0.8**k, density_all_params=0.02 + 0.98 * 0.8**k)
+            acc.append(dict(run=run, iteration=k, **densities, test_accuracy=0.95 - 0.01 * k))
+            for metric in ("svcca", "pwcca", "cka", "nbs", "cosine"):
+                for index, (layer, kind) in enumerate(compared_layers("vgg_svhn")):
+                    if metric == "cosine" and kind != "out":
+                        continue
+                    value = 1 - 0.05 * k - 0.01 * index + rng.normal(0, 0.005)
+                    sim.append(
+                        dict(run=run, iteration=k, **densities, layer=layer, layer_index=index,
+                             layer_kind=kind, metric=metric, value=value, note=None,
+                             layer_b=layer)
+                    )  # fmt: skip
+    for k in range(1, 5):
+        for run_a, run_b in ((0, 1), (0, 2), (1, 2)):
+            for layer in ("features.0.weight", "features.3.weight", "all"):
+                jaccard = 1.0 if k == 1 else 0.9 - 0.1 * k + rng.normal(0, 0.01)
+                masks.append(
+                    dict(experiment="exp", iteration=k, density=0.8**k, layer=layer,
+                         run_a=run_a, run_b=run_b, jaccard=jaccard)
                 )  # fmt: skip
     tables.mkdir(parents=True)
     for name, rows in (("accuracy", acc), ("similarity", sim)):
         table = pd.DataFrame(rows).assign(model="vgg_svhn", dataset="digits")
         table.to_csv(tables / f"{name}.csv", index=False)
+    pd.DataFrame(masks).to_csv(tables / "masks.csv", index=False)
 
 
 def _snakemake(workdir: Path, *args: str) -> None:
@@ -396,10 +512,11 @@ def _snakemake(workdir: Path, *args: str) -> None:
 
 @pytest.fixture(scope="module")
 def throwaway_report_html(tmp_path_factory) -> Path:
-    """Report of a minimal two-figure workflow using the real captions and plot functions."""
+    """Report of a minimal workflow using the real captions and plot functions."""
     workdir = tmp_path_factory.mktemp("throwaway")
     (workdir / "Snakefile").write_text(THROWAWAY_SNAKEFILE)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(FULL_CONFIG))
+    config = {**FULL_CONFIG, "figures": {"similarity_bands": True}}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     shutil.copytree(CAPTIONS, workdir / "report")
     _synthetic_tables(workdir / "tables")
     _snakemake(workdir)
@@ -421,14 +538,14 @@ def tiny_report_html(tiny_workflow, tmp_path_factory) -> Path:
 @pytest.mark.browser
 def test_throwaway_report_shows_figures(throwaway_report_html, tmp_path):
     assert_report_shows(
-        throwaway_report_html,
-        tmp_path,
-        {
-            "accuracy.svg": ("Accuracy", "Test accuracy under Iterative Magnitude Pruning"),
-            "similarity_cka.svg": ("Similarity", "Layerwise similarity of pruned and dense"),
-        },
-        throwaway_report_html.parent,
+        throwaway_report_html, tmp_path, THROWAWAY_FIGURES, throwaway_report_html.parent
     )
+    # the captions name the figure settings of the run (bands switched on in its config)
+    results = embedded(throwaway_report_html, "results")
+    captions = {entry["name"]: text_of(entry["caption"]) for entry in results.values()}
+    assert "the bands are ± 1 standard deviation over runs" in captions["layerwise.svg"]
+    assert "similarity_bands = True" in captions["similarity_cka.svg"]
+    assert "± 2 standard deviations" in captions["accuracy_all.svg"]
     workflow_text = text_of(embedded_workflow_desc(throwaway_report_html))
     assert "vgg_svhn" in workflow_text
     assert "keep = 0.99" in workflow_text
@@ -448,12 +565,18 @@ def test_tiny_report_shows_every_figure(tiny_report_html, tiny_workflow, tmp_pat
         "accuracy.svg": ("Accuracy", "Test accuracy under Iterative Magnitude Pruning"),
         "output_similarity.svg": ("Similarity", "Similarity of the output layer"),
         "mask_overlap.svg": ("Masks", "Overlap of the pruning masks"),
+        "layerwise.svg": ("Similarity", "Layerwise similarity under four metrics"),
+        "accuracy_all.svg": ("Accuracy", "all experiments side by side"),
     }
     for metric in config["metrics"]:
-        expected[f"similarity_{metric}.svg"] = ("Similarity", "Layerwise similarity")
+        if metric != "cosine":  # output layer only: in the output-layer figure
+            expected[f"similarity_{metric}.svg"] = ("Similarity", "Layerwise similarity")
     for metric in config["experiments"]["tiny"]["cross_layer"]["metrics"]:
         expected[f"cross_layer_{metric}.svg"] = ("Similarity", "Cross-layer similarity")
     assert_report_shows(tiny_report_html, tmp_path, expected, tiny_workflow)
+    names = {entry["name"] for entry in embedded(tiny_report_html, "results").values()}
+    assert "similarity_cosine.svg" not in names
+    assert not any(name.endswith(".png") for name in names), "PNGs are copies, not report items"
     # the accuracy table is in the report too, as a table under Accuracy
     results = embedded(tiny_report_html, "results")
     tables = [entry for entry in results.values() if entry["name"] == "accuracy.csv"]
@@ -471,5 +594,12 @@ def test_tiny_report_zip_holds_every_figure(tiny_workflow, tmp_path):
     with zipfile.ZipFile(report) as archive:
         names = archive.namelist()
     figures = {Path(name).name for name in names if name.endswith(".svg")}
-    assert {"accuracy.svg", "mask_overlap.svg", "cross_layer_cka.svg"} <= figures
+    assert {
+        "accuracy.svg",
+        "accuracy_all.svg",
+        "layerwise.svg",
+        "mask_overlap.svg",
+        "cross_layer_cka.svg",
+    } <= figures
+    assert "similarity_cosine.svg" not in figures
     assert any(name.endswith("report.html") for name in names)

@@ -34,18 +34,16 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     tables = tiny_workflow / "results" / "tiny" / "tables"
     similarity = pd.read_csv(tables / "similarity.csv")
     accuracy = pd.read_csv(tables / "accuracy.csv")
-    assert list(similarity.columns[:10]) == [
-        "model", "dataset", "run", "iteration", "density",
+    assert list(similarity.columns[:11]) == [
+        "model", "dataset", "run", "iteration", "density", "density_all_params",
         "layer", "layer_index", "layer_kind", "metric", "value",
     ]  # fmt: skip
     assert list(accuracy.columns) == [
-        "model",
-        "dataset",
-        "run",
-        "iteration",
-        "density",
-        "test_accuracy",
-    ]
+        "model", "dataset", "run", "iteration", "density", "density_all_params", "test_accuracy",
+    ]  # fmt: skip
+    # BN and biases are never pruned: more of all parameters remain than of prunable weights
+    pruned_rows = accuracy[accuracy.iteration > 0]
+    assert (pruned_rows.density_all_params > pruned_rows.density).all()
     # 2 runs x 2 iterations x (3 layers x 5 metrics + cosine on the output layer), plus the
     # 6 off-diagonal CKA pairs of the cross-layer heatmap at iteration 2 of each run
     assert len(similarity) == 2 * 2 * (3 * 5 + 1) + 2 * 6
@@ -66,13 +64,42 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
         assert row.density == pytest.approx(0.8**row.iteration, abs=2e-3)
     figures = tiny_workflow / "results" / "tiny" / "figures"
     for name in (
-        ["accuracy", "output_similarity", "mask_overlap"]
-        + [f"similarity_{m}" for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"]]
+        ["accuracy", "layerwise", "output_similarity", "mask_overlap"]
+        + [f"similarity_{m}" for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs"]]
         + ["cross_layer_cka"]
     ):
-        svg = figures / f"{name}.svg"
-        assert svg.exists(), name
-        assert svg.stat().st_size > 1000, name
+        for suffix in ("svg", "png"):
+            path = figures / f"{name}.{suffix}"
+            assert path.exists(), path.name
+            assert path.stat().st_size > 1000, path.name
+    assert not (figures / "similarity_cosine.svg").exists(), "cosine: output layer only"
+    assert (tiny_workflow / "results" / "figures" / "accuracy_all.svg").stat().st_size > 1000
+
+
+def test_tiny_run_intrinsic_dimension(tiny_workflow):
+    """Opt-in intrinsic dimension: one row per network and compared layer, and its figure."""
+    table = pd.read_csv(tiny_workflow / "results" / "tiny" / "tables" / "intrinsic_dimension.csv")
+    assert len(table) == (1 + 2 * 2) * 3  # dense + 2 runs x 2 iterations, 3 layers
+    assert set(table.layer) == {"conv1", "pool2", "out"}
+    defined = table.intrinsic_dimension.dropna()
+    assert len(defined) == len(table)
+    assert ((defined > 0.5) & (defined < 100)).all()
+    figure = tiny_workflow / "results" / "tiny" / "figures" / "intrinsic_dimension.svg"
+    assert figure.stat().st_size > 1000
+
+
+def test_tiny_run_structured_pruning(tiny_workflow):
+    """prune.method filter_l1 runs through every stage; density counts the removed weights."""
+    tables = tiny_workflow / "results" / "tiny_filters" / "tables"
+    accuracy = pd.read_csv(tables / "accuracy.csv")
+    pruned = accuracy[accuracy.iteration > 0].sort_values("iteration")
+    # filters and the next layers' input columns go: below 0.8^k of the weights
+    assert (pruned.density.to_numpy() < 0.8 ** pruned.iteration.to_numpy()).all()
+    similarity = pd.read_csv(tables / "similarity.csv")
+    assert set(similarity.metric) == {"mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"}
+    assert len(similarity) == 2 * (3 * 5 + 1)
+    figures = tiny_workflow / "results" / "tiny_filters" / "figures"
+    assert (figures / "layerwise.svg").stat().st_size > 1000
 
 
 def test_up_to_date_after_run(tiny_copy):
@@ -85,16 +112,43 @@ def test_changing_one_metric_reruns_only_that_metric(tiny_copy, tmp_path):
     edited = tmp_path / "edited.yaml"
     edited.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(tiny_copy, edited)
-    # 2 runs x 2 iterations x 3 layers of svcca, then the cheap collectors and figures
+    # (2 runs of tiny + 1 of tiny_filters) x 2 iterations x 3 layers of svcca, then the
+    # cheap collectors and figures of both experiments; intrinsic dimension is not touched
     assert jobs == {
-        "similarity_svcca": 12,
-        "aggregate": 1,
-        "plot": 1,
+        "similarity_svcca": 18,
+        "aggregate": 2,
+        "compare_paper": 2,
+        "plot": 2,
+        "plot_accuracy_all": 1,
         "plot_cross_layer": 1,
         "all": 1,
     }
     snakemake(tiny_copy, config=edited)
     assert planned_jobs(tiny_copy, edited) == {}
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "rules"),
+    [
+        ("similarity_bands", True, {"plot": 2, "plot_intrinsic_dimension": 2}),
+        (
+            "density_axis",
+            "prunable",
+            {
+                "plot": 2,
+                "plot_accuracy_all": 1,
+                "plot_cross_layer": 1,
+                "plot_intrinsic_dimension": 2,
+            },
+        ),
+    ],
+)
+def test_changing_a_figure_setting_redraws_only_figures(tiny_copy, tmp_path, setting, value, rules):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["figures"] = {setting: value}
+    edited = tmp_path / "figures.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    assert planned_jobs(tiny_copy, edited) == {**rules, "all": 1}
 
 
 def test_reordering_config_keys_reruns_nothing(tiny_copy, tmp_path):

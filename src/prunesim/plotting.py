@@ -2,23 +2,31 @@
 
 Every ``plot_*`` function takes a table (a path to the CSV written by ``prunesim.tables``,
 or the DataFrame itself), returns the ``matplotlib.figure.Figure`` it drew and, when ``out``
-is given, writes it there atomically in the format named by the suffix (``.svg``, ``.png``
-or ``.pdf``). Figures are built without pyplot (no global state, no GUI backend) and
-rasterised by Agg; files are byte-reproducible: a fixed ``svg.hashsalt`` and no dates in
-the metadata.
+is given (one path or several, e.g. an ``.svg`` and a ``.png``), writes it there atomically
+in the format named by each suffix (``.svg``, ``.png`` or ``.pdf``). Figures are built
+without pyplot (no global state, no GUI backend) and rasterised by Agg; files are
+byte-reproducible: a fixed ``svg.hashsalt`` and no dates in the metadata.
 
 Figures:
 
-- :func:`plot_accuracy`: test accuracy vs fraction of weights remaining (log x), mean
-  ± 2 std over runs, every run's networks as dots, the dense accuracy dotted.
-- :func:`plot_layerwise`: one metric's same-layer similarity of pruned vs dense, layer by
-  layer in forward order, one line per IMP iteration (light → dark), mean ± 1 std over runs.
-- :func:`plot_output_similarity`: output-layer similarity vs fraction of weights remaining,
-  one line per metric, mean ± 1 std over runs.
-- :func:`plot_mask_overlap`: Jaccard index of two runs' masks per layer vs fraction of
-  weights remaining, mean ± 1 std over run pairs, with the chance level of random masks.
+- :func:`plot_accuracy`: test accuracy vs proportion of parameters remaining (log x), mean
+  ± 2 std over runs (clipped to [0, 1]), every run's networks as dots, the dense accuracy
+  dotted (paper, Fig. 4); :func:`plot_accuracy_all`: the same, one panel per experiment.
+- :func:`plot_layerwise_grid`: SVCCA, PWCCA, CKA and NBS in a 2 × 2 grid, each against the
+  layers, one line per IMP iteration (light → dark), mean over runs (paper, Figs 5-7).
+- :func:`plot_layerwise`: one metric's panel of that grid as a figure of its own.
+- :func:`plot_output_similarity`: output-layer similarity vs IMP iteration, one line (colour
+  and marker) per metric, mean over runs, single runs as dots (paper, Fig. 8).
+- :func:`plot_mask_overlap`: heatmap of the Jaccard index of two runs' masks, layer ×
+  IMP iteration, mean over run pairs, with the chance level of random masks.
 - :func:`plot_cross_layer`: heatmap of one metric between every pruned layer and every
   dense layer at one IMP iteration (when cross-layer pairs were computed).
+
+Settings shared by the figures (the config's ``figures:`` block, :data:`FIGURE_DEFAULTS`):
+``density_axis`` (``all_params``: the proportion of all parameters, BN and biases included,
+that remain, the paper's axis; ``prunable``: the proportion of prunable weights),
+``similarity_bands`` (± 1 std over runs around similarity lines) and ``similarity_ylim``
+(``data``: fitted to what is drawn; ``unit``: [0, 1]).
 
 A value a metric could not define (an empty ``value`` with a ``note``) is not averaged in;
 where no run has a value the line breaks, and the figure says how many values are missing.
@@ -27,8 +35,9 @@ where no run has a value the line breaks, and the figure says how many values ar
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib as mpl
@@ -37,7 +46,13 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    MaxNLocator,
+    NullLocator,
+    PercentFormatter,
+)
 
 from prunesim.atomic import atomic_path
 from prunesim.errors import PrunesimError
@@ -52,6 +67,32 @@ METRIC_LABELS = {
     "nbs": "NBS",
     "cosine": "cosine similarity",
 }
+#: Colour (Okabe-Ito, colour-blind safe) and marker of each metric, the same in every figure.
+METRIC_STYLES = {
+    "mean_cca": ("#E69F00", "s"),  # orange, square
+    "svcca": ("#0072B2", "o"),  # blue, circle
+    "pwcca": ("#009E73", "D"),  # bluish green, diamond
+    "cka": ("#D55E00", "^"),  # vermillion, triangle up
+    "nbs": ("#CC79A7", "v"),  # reddish purple, triangle down
+    "cosine": ("#000000", "X"),  # black, cross
+}
+_EXTRA_STYLES = [("#56B4E9", "P"), ("#F0E442", "*"), ("#999999", "h")]
+#: The four metrics of the paper's layerwise figures, in its order (2 × 2 grid).
+PAPER_METRICS = ("svcca", "pwcca", "cka", "nbs")
+#: Metrics computed on the output layer only: drawn in the output-layer figure, never layerwise.
+OUTPUT_ONLY_METRICS = ("cosine",)
+#: Defaults of the config's ``figures:`` block (the schema holds the same; a test checks).
+FIGURE_DEFAULTS = {
+    "density_axis": "all_params",
+    "similarity_bands": False,
+    "similarity_ylim": "data",
+}
+#: density_axis → (table column, what it counts); tables without the column use ``density``.
+DENSITY_AXES = {
+    "all_params": ("density_all_params", "all parameters"),
+    "prunable": ("density", "prunable weights"),
+}
+SIMILARITY_YLIMS = ("data", "unit")
 
 #: rcParams in force while drawing and saving: what makes the files reproducible.
 _RC = {
@@ -68,6 +109,9 @@ _METADATA = {
 _FORMATS = tuple(_METADATA)
 _LAYERWISE_PALETTE = "crest"  # sequential: light (early iteration) → dark (late iteration)
 _MAX_DENSITY_TICKS = 8
+_MAX_ITERATION_TICKS = 11
+_UNIT_YLIM = (-0.03, 1.03)  # [0, 1] with room for the markers at 0 and 1
+_MAX_ANNOTATED_CELLS = 600
 
 
 @contextlib.contextmanager
@@ -80,22 +124,37 @@ def _style() -> Iterator[None]:
         yield
 
 
-def save_figure(fig: Figure, out: str | os.PathLike) -> None:
-    """Write ``fig`` to ``out`` atomically, reproducibly, in the format of its suffix."""
-    out = Path(out)
-    fmt = out.suffix.lstrip(".").lower()
-    if fmt not in _FORMATS:
-        raise PrunesimError(
-            f"cannot write figure {out}: unknown suffix {out.suffix!r}; use one of "
-            f"{', '.join('.' + f for f in _FORMATS)}."
-        )
+Out = str | os.PathLike | Sequence[str | os.PathLike] | None
+
+
+def _paths(out: Out) -> list[Path]:
+    if out is None:
+        return []
+    if isinstance(out, str | os.PathLike):
+        return [Path(out)]
+    return [Path(p) for p in out]
+
+
+def save_figure(fig: Figure, out: Out) -> None:
+    """Write ``fig`` to ``out`` (a path or several) atomically, in the format of each suffix."""
+    paths = _paths(out)
+    for path in paths:
+        fmt = path.suffix.lstrip(".").lower()
+        if fmt not in _FORMATS:
+            raise PrunesimError(
+                f"cannot write figure {path}: unknown suffix {path.suffix!r}; use one of "
+                f"{', '.join('.' + f for f in _FORMATS)}."
+            )
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
-    with mpl.rc_context(_RC), atomic_path(out) as tmp:
-        fig.savefig(tmp, format=fmt, metadata=_METADATA[fmt], bbox_inches="tight")
+    for path in paths:
+        fmt = path.suffix.lstrip(".").lower()
+        with mpl.rc_context(_RC), atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, metadata=_METADATA[fmt], bbox_inches="tight")
 
 
-def _table(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+def read_table(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """A table from its CSV file (or a copy of the DataFrame), with a clear error if empty."""
     if isinstance(table, pd.DataFrame):
         return table.copy()
     path = Path(table)
@@ -107,6 +166,30 @@ def _table(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         ) from None
 
 
+def figure_settings(settings: Mapping | None = None) -> dict:
+    """The ``figures:`` settings with defaults filled in, checked."""
+    merged = {**FIGURE_DEFAULTS, **(settings or {})}
+    unknown = sorted(set(merged) - set(FIGURE_DEFAULTS))
+    if unknown:
+        raise PrunesimError(
+            f"unknown figure setting(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(FIGURE_DEFAULTS))}"
+        )
+    _check_choice("density_axis", merged["density_axis"], DENSITY_AXES)
+    _check_choice("similarity_ylim", merged["similarity_ylim"], SIMILARITY_YLIMS)
+    return merged
+
+
+def _check_choice(name: str, value, allowed: Iterable[str]) -> None:
+    if value not in allowed:
+        raise PrunesimError(f"{name} is {value!r}; allowed values: {', '.join(allowed)}")
+
+
+def layerwise_metrics(metrics: Iterable[str]) -> list[str]:
+    """The metrics that get a layerwise figure (not the output-layer-only ones)."""
+    return [m for m in metrics if m not in OUTPUT_ONLY_METRICS]
+
+
 def _pct(density: float) -> str:
     """Fraction as a percentage with three significant digits: 0.512 → '51.2%'."""
     return f"{100 * density:.3g}%"
@@ -116,6 +199,19 @@ def _metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
+def _similarity_label(metric: str) -> str:
+    """Axis label of a metric's values: 'CKA similarity', 'cosine similarity'."""
+    label = _metric_label(metric)
+    return label if label.endswith("similarity") else f"{label} similarity"
+
+
+def _metric_style(metric: str, order: Sequence[str]) -> tuple[str, str]:
+    if metric in METRIC_STYLES:
+        return METRIC_STYLES[metric]
+    extra = [m for m in order if m not in METRIC_STYLES]
+    return _EXTRA_STYLES[extra.index(metric) % len(_EXTRA_STYLES)]
+
+
 def _first(df: pd.DataFrame, column: str, default: str = "?") -> str:
     values = df[column].dropna().unique() if column in df else []
     return str(values[0]) if len(values) else default
@@ -123,6 +219,28 @@ def _first(df: pd.DataFrame, column: str, default: str = "?") -> str:
 
 def _subject(df: pd.DataFrame) -> str:
     return f"{_first(df, 'model')} on {_first(df, 'dataset')}"
+
+
+def table_subject(table: str | os.PathLike | pd.DataFrame) -> str:
+    """'<model> on <dataset>' of a table with model and dataset columns."""
+    return _subject(read_table(table))
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _density_column(df: pd.DataFrame, density_axis: str) -> tuple[str, str]:
+    """(column, what it counts) for ``density_axis``; ``density`` if the column is missing."""
+    _check_choice("density_axis", density_axis, DENSITY_AXES)
+    column, counts = DENSITY_AXES[density_axis]
+    if column not in df or df[column].isna().any():
+        column, counts = DENSITY_AXES["prunable"]  # a table from before the column existed
+    return column, counts
+
+
+def _density_label(counts: str) -> str:
+    return f"proportion of {counts} remaining"
 
 
 def _thin(values: Sequence, most: int) -> list:
@@ -139,8 +257,8 @@ def _thin(values: Sequence, most: int) -> list:
     return [values[i] for i in picks]
 
 
-def _density_axis(ax, densities: Sequence[float], iterations: Sequence[int]) -> None:
-    """Log x axis of the fraction of weights remaining, pruning progressing to the right.
+def _density_axis(ax, densities: Sequence[float], iterations: Sequence[int], counts: str) -> None:
+    """Log x axis of the proportion remaining, pruning progressing to the right.
 
     Ticks sit at the IMP iterations' densities (labelled in %), and a top axis names the
     iterations.
@@ -150,6 +268,7 @@ def _density_axis(ax, densities: Sequence[float], iterations: Sequence[int]) -> 
         reverse=True,
     )
     ax.set_xscale("log")
+    ax.set_xlabel(f"{_density_label(counts)} (log scale)")
     if not pairs:
         return
     ticks = _thin(pairs, _MAX_DENSITY_TICKS)
@@ -159,16 +278,37 @@ def _density_axis(ax, densities: Sequence[float], iterations: Sequence[int]) -> 
     lo, hi = pairs[-1][0], pairs[0][0]
     pad = (hi / lo) ** 0.05 if hi > lo else 1.1
     ax.set_xlim(hi * pad, lo / pad)  # inverted: dense on the left
-    ax.set_xlabel("fraction of weights remaining (log scale)")
     top = ax.secondary_xaxis("top")
     top.set_xticks([d for d, _ in ticks], labels=[str(k) for _, k in ticks])
     top.xaxis.set_minor_locator(NullLocator())
     top.set_xlabel("IMP iteration")
 
 
-def _similarity_axis(ax, label: str) -> None:
-    ax.set_ylim(-0.03, 1.03)
-    ax.set_ylabel(label)
+def _iteration_axis(ax, density: pd.Series, counts: str) -> None:
+    """Linear x axis of the IMP iterations; a top axis gives the proportion remaining."""
+    iterations = [int(k) for k in density.index]
+    ticks = _thin(iterations, _MAX_ITERATION_TICKS)
+    ax.set_xticks(ticks)
+    ax.xaxis.set_minor_locator(NullLocator())
+    if iterations:
+        ax.set_xlim(min(iterations) - 0.5, max(iterations) + 0.5)
+    ax.set_xlabel("IMP iteration")
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(ticks, labels=[_pct(density.get(k, np.nan)) for k in ticks])
+    top.xaxis.set_minor_locator(NullLocator())
+    top.set_xlabel(_density_label(counts))
+
+
+def _fit_ylim(ax, values: Iterable[float], mode: str) -> None:
+    """y range: [0, 1] (``unit``) or fitted to the finite ``values`` drawn (``data``)."""
+    _check_choice("similarity_ylim", mode, SIMILARITY_YLIMS)
+    finite = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if mode == "unit" or finite.size == 0:
+        ax.set_ylim(*_UNIT_YLIM)
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    pad = max(0.06 * (hi - lo), 0.005)
+    ax.set_ylim(lo - pad, hi + pad)
 
 
 def _legend_outside(ax, title: str, ncol: int = 1) -> None:
@@ -185,7 +325,11 @@ def _footnote(fig: Figure, text: str, n_missing: int = 0, n_total: int = 0) -> N
     fig.text(0.01, -0.01, text, fontsize="small", color="0.35", va="top")
 
 
-def _placeholder(title: str, message: str, out) -> Figure:
+def _bands_note(bands: bool) -> str:
+    return "bands: ± 1 std over runs." if bands else "no bands (figures.similarity_bands)."
+
+
+def _placeholder(title: str, message: str, out: Out) -> Figure:
     """A figure that says why there is nothing to draw (the rule's output must exist)."""
     with _style():
         fig = Figure(figsize=(6.4, 2.4), layout="constrained")
@@ -193,8 +337,7 @@ def _placeholder(title: str, message: str, out) -> Figure:
         ax.set_axis_off()
         ax.set_title(title)
         ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, color="0.3")
-    if out is not None:
-        save_figure(fig, out)
+    save_figure(fig, out)
     return fig
 
 
@@ -206,60 +349,138 @@ def _mean_std(df: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     return stats
 
 
-def plot_accuracy(
-    accuracy: str | os.PathLike | pd.DataFrame,
-    out: str | os.PathLike | None = None,
-    *,
-    title: str | None = None,
-) -> Figure:
-    """Test accuracy vs fraction of weights remaining (paper, Fig. 4).
+# ---------------------------------------------------------------------------- accuracy
 
-    Mean over runs per IMP iteration with a ± 2 std band; every run's network is a dot;
-    the dense network's accuracy is the dotted line (and the leftmost point).
-    """
-    df = _table(accuracy)
-    title = title or f"Test accuracy under IMP: {_subject(df)}"
-    df = df.dropna(subset=["test_accuracy"])
-    if df.empty:
-        return _placeholder(title, "no network has a test accuracy yet", out)
+
+def _accuracy_table(accuracy: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    df = read_table(accuracy).dropna(subset=["test_accuracy"])
+    if not df.empty and df["test_accuracy"].max() > 1.0:  # tolerate percentages
+        df["test_accuracy"] = df["test_accuracy"] / 100.0
+    return df
+
+
+def _percent_axis(ax, values: Iterable[float]) -> None:
+    """Accuracy axis fitted to ``values`` within [0, 1], labelled in % at a sensible precision."""
+    finite = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    pad = max(0.08 * (hi - lo), 0.004)
+    bottom, top = max(0.0, lo - pad), min(1.0, hi + pad)
+    if top - bottom < 0.01:  # a flat line: show at least one percentage point
+        bottom = max(0.0, top - 0.01)
+    ax.set_ylim(bottom, top)
+    locator = MaxNLocator(nbins=6, steps=[1, 2, 5, 10])
+    ax.yaxis.set_major_locator(locator)
+    ticks = locator.tick_values(bottom, top)
+    step = float(np.min(np.diff(ticks))) if len(ticks) > 1 else 0.1
+    decimals = max(0, math.ceil(-math.log10(100 * step) - 1e-9))
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=decimals))
+    ax.set_ylabel("test accuracy")
+
+
+def _draw_accuracy(ax, df: pd.DataFrame, density_axis: str) -> dict:
+    """Fig. 4 in ``ax``: mean ± 2 std over runs (clipped to [0, 1]), dots, dense dotted."""
+    column, counts = _density_column(df, density_axis)
     dense = df[df["iteration"] == 0]
     pruned = df[df["iteration"] > 0]
     stats = _mean_std(pruned, ["iteration"], "test_accuracy")
-    dens = pruned.groupby("iteration", sort=True)["density"].mean().to_numpy()
+    dens = pruned.groupby("iteration", sort=True)[column].mean().to_numpy()
     x, y, s, its = dens, stats["mean"].to_numpy(), stats["std"].to_numpy(), list(stats["iteration"])
+    dense_acc = dense["test_accuracy"].mean() if not dense.empty else np.nan
     if not dense.empty:
-        dense_acc, dense_density = dense["test_accuracy"].mean(), dense["density"].mean()
-        x, y = np.r_[dense_density, x], np.r_[dense_acc, y]
+        x, y = np.r_[dense[column].mean(), x], np.r_[dense_acc, y]
         s, its = np.r_[0.0, s], [0, *its]
     n_runs = pruned["run"].nunique()
-    scale = 100.0 if df["test_accuracy"].max() > 1.0 else 1.0  # tolerate percentages
+    low, high = np.clip(y - 2 * s, 0.0, 1.0), np.clip(y + 2 * s, 0.0, 1.0)  # feasible range
+    colour = sns.color_palette("deep")[0]
+    ax.fill_between(x, low, high, color=colour, alpha=0.2, lw=0, label="± 2 std")
+    ax.plot(x, y, color=colour, marker="o", ms=4, lw=1.8, label=f"mean over {n_runs} runs")
+    ax.scatter(
+        pruned[column],
+        pruned["test_accuracy"],
+        s=14,
+        color="0.25",
+        alpha=0.45,
+        lw=0,
+        label="individual runs",
+        zorder=3,
+    )
+    if not dense.empty:
+        ax.axhline(dense_acc, color="0.1", ls=":", lw=1.4, label=f"dense ({_pct(dense_acc)})")
+    _density_axis(ax, x, its, counts)
+    _percent_axis(ax, [*low, *high, *pruned["test_accuracy"], dense_acc])
+    return {"n_runs": n_runs, "dense": dense_acc}
 
+
+def plot_accuracy(
+    accuracy: str | os.PathLike | pd.DataFrame,
+    out: Out = None,
+    *,
+    density_axis: str = FIGURE_DEFAULTS["density_axis"],
+    title: str | None = None,
+) -> Figure:
+    """Test accuracy vs proportion of parameters remaining (paper, Fig. 4).
+
+    Mean over runs per IMP iteration with a ± 2 std band clipped to [0, 1]; every run's
+    network is a dot; the dense network's accuracy is the dotted line (and the leftmost
+    point). ``density_axis``: ``all_params`` (all parameters, BN and biases included) or
+    ``prunable`` (prunable weights); tables without ``density_all_params`` use the latter.
+    """
+    df = _accuracy_table(accuracy)
+    title = title or f"Test accuracy under IMP: {_subject(df)}"
+    if df.empty:
+        return _placeholder(title, "no network has a test accuracy yet", out)
     with _style():
-        fig = Figure(figsize=(7.0, 4.4), layout="constrained")
+        fig = Figure(figsize=(7.6, 4.4), layout="constrained")
         ax = fig.add_subplot()
-        colour = sns.color_palette("deep")[0]
-        ax.fill_between(x, y - 2 * s, y + 2 * s, color=colour, alpha=0.2, lw=0, label="± 2 std")
-        ax.plot(x, y, color=colour, marker="o", ms=4, lw=1.8, label=f"mean over {n_runs} runs")
-        ax.scatter(
-            pruned["density"],
-            pruned["test_accuracy"],
-            s=14,
-            color="0.25",
-            alpha=0.45,
-            lw=0,
-            label="individual runs",
-            zorder=3,
-        )
-        if not dense.empty:
-            ax.axhline(dense_acc, color="0.1", ls=":", lw=1.4, label=f"dense ({_pct(dense_acc)})")
-        _density_axis(ax, x, its)
-        ax.yaxis.set_major_formatter(PercentFormatter(xmax=scale))
-        ax.set_ylabel("test accuracy")
+        _draw_accuracy(ax, df, density_axis)
         ax.set_title(title)
-        ax.legend(loc="lower left", frameon=True)
-    if out is not None:
-        save_figure(fig, out)
+        _legend_outside(ax, "")
+    save_figure(fig, out)
     return fig
+
+
+def plot_accuracy_all(
+    accuracy: Mapping[str, str | os.PathLike | pd.DataFrame],
+    out: Out = None,
+    *,
+    density_axis: str = FIGURE_DEFAULTS["density_axis"],
+    title: str | None = None,
+) -> Figure:
+    """Fig. 4 for every experiment side by side: one panel per experiment (model).
+
+    ``accuracy`` maps experiment names to their accuracy tables, in panel order. Each panel
+    is :func:`plot_accuracy`'s plot with its own y range; one legend below serves all.
+    """
+    title = title or "Test accuracy under IMP"
+    tables = {name: _accuracy_table(table) for name, table in accuracy.items()}
+    if not tables or all(df.empty for df in tables.values()):
+        return _placeholder(title, "no network has a test accuracy yet", out)
+    subjects = {name: _subject(df) for name, df in tables.items()}
+    repeated = {s for s in subjects.values() if list(subjects.values()).count(s) > 1}
+    with _style():
+        fig = Figure(figsize=(4.6 * len(tables) + 0.6, 4.6), layout="constrained")
+        axes = fig.subplots(1, len(tables), squeeze=False)[0]
+        handles = []
+        for ax, (name, df) in zip(axes, tables.items(), strict=True):
+            subject = subjects[name] + (f" ({name})" if subjects[name] in repeated else "")
+            if df.empty:
+                ax.set_axis_off()
+                ax.set_title(subject)
+                ax.text(0.5, 0.5, "no test accuracy yet", ha="center", va="center", color="0.3")
+                continue
+            info = _draw_accuracy(ax, df, density_axis)
+            dense = f", dense {_pct(info['dense'])}" if np.isfinite(info["dense"]) else ""
+            ax.set_title(f"{subject}\n{_plural(info['n_runs'], 'run', 'runs')}{dense}")
+            if not handles:
+                handles = ax.get_legend_handles_labels()[0]
+        labels = ["± 2 std over runs", "mean over runs", "single runs", "dense network"]
+        fig.legend(handles, labels[: len(handles)], loc="outside lower center", ncol=4)
+        fig.suptitle(title)
+    save_figure(fig, out)
+    return fig
+
+
+# ---------------------------------------------------------------------------- similarity
 
 
 def _same_layer(df: pd.DataFrame) -> pd.DataFrame:
@@ -268,92 +489,202 @@ def _same_layer(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["layer_b"].isna() | (df["layer"] == df["layer_b"])]
 
 
-def plot_layerwise(
-    similarity: str | os.PathLike | pd.DataFrame,
-    metric: str,
-    out: str | os.PathLike | None = None,
-    *,
-    title: str | None = None,
-) -> Figure:
-    """One metric's similarity of each pruned layer to the same dense layer (paper, Figs 5-7).
-
-    x: the compared layers in forward order, named; y: similarity in [0, 1]; one line per
-    IMP iteration from light (first) to dark (last), mean over runs with a ± 1 std band.
-    Legend entries give the fraction of weights remaining.
-    """
-    df = _table(similarity)
-    label = _metric_label(metric)
-    title = title or f"{label}, pruned vs dense, layer by layer: {_subject(df)}"
-    df = _same_layer(df[df["metric"] == metric])
-    if df.empty:
-        return _placeholder(title, f"no same-layer {label} values in the table", out)
-    order = df.drop_duplicates("layer").sort_values("layer_index")
-    layers = list(order["layer"])
-    position = {name: i for i, name in enumerate(layers)}
-    df = df.assign(position=df["layer"].map(position))
-    stats = _mean_std(df, ["iteration", "position"], "value")
-    density = df.groupby("iteration", sort=True)["density"].mean()
-    iterations = list(density.index)
-    palette = sns.color_palette(_LAYERWISE_PALETTE, len(iterations))
-
-    with _style():
-        fig = Figure(figsize=(max(6.0, 0.42 * len(layers) + 3.5), 4.6), layout="constrained")
-        ax = fig.add_subplot()
-        x = np.arange(len(layers))
-        for colour, k in zip(palette, iterations, strict=True):
-            st = stats[stats["iteration"] == k].set_index("position").reindex(x)
-            mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
-            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
-            ax.plot(
-                x, mean, color=colour, marker="o", ms=3.5, lw=1.6, label=_iter_label(k, density)
-            )
-        missing = df[df["value"].isna()]
-        if not missing.empty:
-            ax.scatter(
-                missing["position"],
-                np.zeros(len(missing)),
-                marker="x",
-                color="firebrick",
-                s=24,
-                label="undefined (see note)",
-                zorder=4,
-            )
-        ax.set_xticks(x, labels=layers, rotation=60, ha="right", rotation_mode="anchor")
-        ax.set_xlim(-0.5, len(layers) - 0.5)
-        ax.set_xlabel("layer (forward order)")
-        _similarity_axis(ax, f"{label} similarity")
-        ax.set_title(title)
-        _legend_outside(
-            ax, "weights remaining\n(IMP iteration)", ncol=1 if len(iterations) <= 12 else 2
-        )
-        _footnote(
-            fig,
-            f"Lines: mean over {df['run'].nunique()} runs; bands: ± 1 std.",
-            len(missing),
-            len(df),
-        )
-    if out is not None:
-        save_figure(fig, out)
-    return fig
-
-
 def _iter_label(iteration: int, density: pd.Series) -> str:
     d = density.get(iteration, np.nan)
     return f"{_pct(d)} ({iteration})" if np.isfinite(d) else f"? ({iteration})"
 
 
-def plot_output_similarity(
+class _Layerwise:
+    """What every layerwise panel of a table shares: layers, iterations, colours, densities."""
+
+    def __init__(self, df: pd.DataFrame, density_axis: str):
+        df = _same_layer(df)
+        column, self.counts = _density_column(df, density_axis)
+        order = df.drop_duplicates("layer").sort_values("layer_index")
+        self.layers = list(order["layer"])
+        position = {name: i for i, name in enumerate(self.layers)}
+        self.df = df.assign(position=df["layer"].map(position))
+        self.density = self.df.groupby("iteration", sort=True)[column].mean()
+        self.iterations = list(self.density.index)
+        self.palette = sns.color_palette(_LAYERWISE_PALETTE, len(self.iterations))
+        self.legend_title = f"{self.counts} remaining\n(IMP iteration)"
+
+    def draw(self, ax, metric: str, *, bands: bool, ylim: str) -> tuple[int, int]:
+        """One metric's lines in ``ax``; returns (undefined values, values)."""
+        df = self.df[self.df["metric"] == metric]
+        stats = _mean_std(df, ["iteration", "position"], "value")
+        x = np.arange(len(self.layers))
+        drawn: list[float] = []
+        for colour, k in zip(self.palette, self.iterations, strict=True):
+            st = stats[stats["iteration"] == k].set_index("position").reindex(x)
+            mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
+            if bands:
+                ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
+                drawn += [*(mean - std), *(mean + std)]
+            ax.plot(
+                x,
+                mean,
+                color=colour,
+                marker="o",
+                ms=3.5,
+                lw=1.6,
+                label=_iter_label(k, self.density),
+            )
+            drawn += list(mean)
+        missing = df[df["value"].isna()]
+        if not missing.empty:
+            ax.scatter(
+                missing["position"],
+                np.full(len(missing), 0.03),
+                transform=ax.get_xaxis_transform(),  # at the bottom, whatever the y range
+                marker="x",
+                color="firebrick",
+                s=24,
+                label="undefined (see note)",
+                zorder=4,
+                clip_on=False,
+            )
+        ax.set_xticks(x, labels=self.layers, rotation=60, ha="right", rotation_mode="anchor")
+        ax.set_xlim(-0.5, len(self.layers) - 0.5)
+        _fit_ylim(ax, drawn, ylim)
+        return len(missing), len(df)
+
+    def n_runs(self, metrics: Iterable[str]) -> int:
+        return self.df.loc[self.df["metric"].isin(list(metrics)), "run"].nunique()
+
+
+def plot_layerwise(
     similarity: str | os.PathLike | pd.DataFrame,
-    out: str | os.PathLike | None = None,
+    metric: str,
+    out: Out = None,
     *,
-    metrics: Sequence[str] | None = None,
+    bands: bool = FIGURE_DEFAULTS["similarity_bands"],
+    ylim: str = FIGURE_DEFAULTS["similarity_ylim"],
+    density_axis: str = FIGURE_DEFAULTS["density_axis"],
     title: str | None = None,
 ) -> Figure:
-    """Output-layer similarity of pruned vs dense vs fraction of weights remaining (paper, Fig. 8).
+    """One metric's similarity of each pruned layer to the same dense layer (paper, Figs 5-7).
 
-    One line per metric (mean over runs, ± 1 std band), each run's value as a faint dot.
+    x: the compared layers in forward order, named; y: similarity, fitted to the data
+    (``ylim="data"``) or [0, 1] (``"unit"``); one line per IMP iteration from light (first)
+    to dark (last), mean over runs, with a ± 1 std band if ``bands``. Legend entries give
+    the proportion remaining (``density_axis``).
     """
-    df = _table(similarity)
+    df = read_table(similarity)
+    label = _metric_label(metric)
+    title = title or f"{label}, pruned vs dense, layer by layer: {_subject(df)}"
+    part = _same_layer(df[df["metric"] == metric])
+    if part.empty:
+        return _placeholder(title, f"no same-layer {label} values in the table", out)
+    lw = _Layerwise(part, density_axis)
+
+    with _style():
+        fig = Figure(figsize=(max(6.0, 0.42 * len(lw.layers) + 3.5), 4.6), layout="constrained")
+        ax = fig.add_subplot()
+        n_missing, n_total = lw.draw(ax, metric, bands=bands, ylim=ylim)
+        ax.set_xlabel("layer (forward order)")
+        ax.set_ylabel(_similarity_label(metric))
+        ax.set_title(title)
+        _legend_outside(ax, lw.legend_title, ncol=1 if len(lw.iterations) <= 12 else 2)
+        _footnote(
+            fig,
+            f"Lines: mean over {_plural(lw.n_runs([metric]), 'run', 'runs')}; "
+            + _bands_note(bands),
+            n_missing,
+            n_total,
+        )
+    save_figure(fig, out)
+    return fig
+
+
+def plot_layerwise_grid(
+    similarity: str | os.PathLike | pd.DataFrame,
+    out: Out = None,
+    *,
+    metrics: Sequence[str] = PAPER_METRICS,
+    bands: bool = FIGURE_DEFAULTS["similarity_bands"],
+    ylim: str = FIGURE_DEFAULTS["similarity_ylim"],
+    density_axis: str = FIGURE_DEFAULTS["density_axis"],
+    title: str | None = None,
+) -> Figure:
+    """The paper's layerwise figure for one model: SVCCA, PWCCA, CKA, NBS in a 2 × 2 grid.
+
+    Each panel is :func:`plot_layerwise`'s plot of one metric (x: the layers, one line per
+    IMP iteration light → dark, mean over runs); one legend serves all panels. A metric
+    missing from the table leaves its panel saying so.
+    """
+    df = read_table(similarity)
+    title = title or f"Layerwise similarity, pruned vs dense: {_subject(df)}"
+    present = set(_same_layer(df)["metric"])
+    drawable = [m for m in metrics if m in present]
+    if not drawable:
+        names = ", ".join(_metric_label(m) for m in metrics)
+        return _placeholder(title, f"no same-layer {names} values in the table", out)
+    lw = _Layerwise(df[df["metric"].isin(drawable)], density_axis)
+    ncols = 2 if len(metrics) > 1 else 1
+    nrows = -(-len(metrics) // ncols)
+
+    with _style():
+        width = max(9.0, 0.3 * len(lw.layers) * ncols + 3.5)
+        fig = Figure(figsize=(width, 3.4 * nrows + 1.2), layout="constrained")
+        axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
+        n_missing = n_total = 0
+        for ax, metric in zip(axes, metrics, strict=False):
+            label = _metric_label(metric)
+            ax.set_title(label)
+            if metric not in present:
+                ax.text(
+                    0.5, 0.5, f"{label} not in the similarity table", ha="center",
+                    va="center", transform=ax.transAxes, color="0.3",
+                )  # fmt: skip
+                ax.set_yticks([])
+                continue
+            missing, total = lw.draw(ax, metric, bands=bands, ylim=ylim)
+            n_missing, n_total = n_missing + missing, n_total + total
+            ax.set_ylabel(_similarity_label(metric))
+        for ax in axes[len(metrics) :]:
+            ax.set_axis_off()
+        for ax in axes[-ncols:]:
+            ax.set_xlabel("layer (forward order)")
+        handles, labels = axes[metrics.index(drawable[0])].get_legend_handles_labels()
+        fig.legend(
+            handles,
+            labels,
+            title=lw.legend_title,
+            loc="outside right upper",
+            frameon=False,
+            ncol=1 if len(lw.iterations) <= 16 else 2,
+        )
+        fig.suptitle(title)
+        _footnote(
+            fig,
+            f"Lines: mean over {_plural(lw.n_runs(drawable), 'run', 'runs')}; "
+            + _bands_note(bands)
+            + (" y ranges fitted to each panel's data." if ylim == "data" else ""),
+            n_missing,
+            n_total,
+        )
+    save_figure(fig, out)
+    return fig
+
+
+def plot_output_similarity(
+    similarity: str | os.PathLike | pd.DataFrame,
+    out: Out = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    bands: bool = FIGURE_DEFAULTS["similarity_bands"],
+    ylim: str = FIGURE_DEFAULTS["similarity_ylim"],
+    density_axis: str = FIGURE_DEFAULTS["density_axis"],
+    title: str | None = None,
+) -> Figure:
+    """Output-layer similarity of pruned vs dense across IMP iterations (paper, Fig. 8).
+
+    x: IMP iteration (top axis: proportion remaining); one line per metric, each with its
+    own colour and marker (mean over runs, ± 1 std band if ``bands``); every run's value is
+    a dot beside its iteration (shifted a little per metric so that none hides another).
+    """
+    df = read_table(similarity)
     title = title or f"Output-layer similarity, pruned vs dense: {_subject(df)}"
     df = _same_layer(df[df["layer_kind"] == "out"])
     if metrics is not None:
@@ -361,52 +692,86 @@ def plot_output_similarity(
     if df.empty:
         return _placeholder(title, "no output-layer similarity values in the table", out)
     present = list(dict.fromkeys(df["metric"]))
-    order = [m for m in (metrics or METRIC_LABELS) if m in present] + sorted(
-        m for m in present if m not in (metrics or METRIC_LABELS)
-    )
-    palette = sns.color_palette("colorblind", len(order))
-    density = df.groupby("iteration", sort=True)["density"].mean()
+    known = list(metrics or METRIC_LABELS)
+    order = [m for m in known if m in present] + sorted(m for m in present if m not in known)
+    column, counts = _density_column(df, density_axis)
+    density = df.groupby("iteration", sort=True)[column].mean()
+    shift = 0.32 / max(len(order), 1)
 
     with _style():
-        fig = Figure(figsize=(7.0, 4.4), layout="constrained")
+        fig = Figure(figsize=(7.6, 4.4), layout="constrained")
         ax = fig.add_subplot()
-        for colour, metric in zip(palette, order, strict=True):
+        drawn: list[float] = []
+        for i, metric in enumerate(order):
+            colour, marker = _metric_style(metric, order)
             part = df[df["metric"] == metric]
             st = _mean_std(part, ["iteration"], "value")
-            x = density.reindex(st["iteration"]).to_numpy()
+            x = st["iteration"].to_numpy(dtype=float)
             mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
-            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
-            ax.plot(x, mean, color=colour, marker="o", ms=4, lw=1.8, label=_metric_label(metric))
-            ax.scatter(part["density"], part["value"], color=colour, s=10, alpha=0.4, lw=0)
-        _density_axis(ax, density.to_numpy(), list(density.index))
-        _similarity_axis(ax, "similarity of the output layer")
+            if bands:
+                ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
+                drawn += [*(mean - std), *(mean + std)]
+            offset = (i - (len(order) - 1) / 2) * shift
+            ax.scatter(
+                part["iteration"] + offset,
+                part["value"],
+                color=colour,
+                marker=marker,
+                s=16,
+                alpha=0.6,
+                lw=0,
+                zorder=2.5,
+            )
+            ax.plot(
+                x,
+                mean,
+                color=colour,
+                marker=marker,
+                ms=6,
+                mec="white",
+                mew=0.6,
+                lw=1.8,
+                label=_metric_label(metric),
+                zorder=3,
+            )
+            drawn += [*mean, *part["value"]]
+        _iteration_axis(ax, density, counts)
+        _fit_ylim(ax, drawn, ylim)
+        ax.set_ylabel("similarity of the output layer")
         ax.set_title(title)
         _legend_outside(ax, "metric")
         _footnote(
             fig,
-            f"Lines: mean over {df['run'].nunique()} runs; bands: ± 1 std; dots: single runs.",
+            f"Lines: mean over {_plural(df['run'].nunique(), 'run', 'runs')}; small "
+            "markers beside each iteration: single runs; " + _bands_note(bands),
             int(df["value"].isna().sum()),
             len(df),
         )
-    if out is not None:
-        save_figure(fig, out)
+    save_figure(fig, out)
     return fig
+
+
+# ---------------------------------------------------------------------------- masks
 
 
 def plot_mask_overlap(
     masks: str | os.PathLike | pd.DataFrame,
-    out: str | os.PathLike | None = None,
+    out: Out = None,
     *,
+    subject: str | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Jaccard index of the masks of two IMP runs, per layer, vs fraction of weights remaining.
+    """Jaccard index of the masks of two IMP runs: heatmap of layer × IMP iteration.
 
-    Mean over run pairs with a ± 1 std band; layers from light (first) to dark (last), all
-    prunable weights together in black; the dashed line is the overlap two random masks of
-    the same density would have (chance level).
+    Each cell is the mean over pairs of runs, annotated; rows are the prunable layers in
+    table order, then all prunable weights together and the overlap two random masks of
+    the same density would have (chance level). Columns name the iteration and the
+    proportion of prunable weights remaining (masks cover prunable weights only).
+    ``subject`` ('<model> on <dataset>') titles the figure; the masks table has no model.
     """
-    df = _table(masks)
-    title = title or f"Mask overlap between IMP runs: {_first(df, 'experiment')}"
+    df = read_table(masks)
+    subject = subject or (_subject(df) if "model" in df else _first(df, "experiment"))
+    title = title or f"Mask overlap between IMP runs: {subject}"
     df = df.dropna(subset=["jaccard"])
     if df.empty:
         return _placeholder(
@@ -416,40 +781,62 @@ def plot_mask_overlap(
     overall = df[df["layer"] == ALL_LAYERS]
     basis = overall if not overall.empty else df
     density = basis.groupby("iteration", sort=True)["density"].mean()
-    palette = sns.color_palette("flare", len(layers)) if layers else []
+    iterations = list(density.index)
+    grid = df.pivot_table(index="layer", columns="iteration", values="jaccard", aggfunc="mean")
+    rows = layers + ([ALL_LAYERS] if not overall.empty else [])
+    grid = grid.reindex(index=rows, columns=iterations)
+    chance = pd.DataFrame(
+        [[random_jaccard(d, d) for d in density.to_numpy()]], index=["chance"], columns=iterations
+    )
+    grid = pd.concat([grid, chance])
+    names = {ALL_LAYERS: "all prunable weights", "chance": "random masks (chance)"}
+    grid.index = [names.get(name, name) for name in grid.index]
+    grid.columns = [f"{k}\n{_pct(density[k])}" for k in iterations]
+    n_pairs = len(df[["run_a", "run_b"]].drop_duplicates())
 
     with _style():
-        fig = Figure(figsize=(8.0, 4.6), layout="constrained")
+        width = 0.62 * len(iterations) + 4.2
+        fig = Figure(figsize=(width, 0.3 * len(grid) + 2.2), layout="constrained")
         ax = fig.add_subplot()
-        styles = [(name, colour, 1.2, 3) for name, colour in zip(layers, palette, strict=True)]
-        if not overall.empty:
-            styles.append((ALL_LAYERS, "black", 2.4, 5))
-        for name, colour, lw, ms in styles:
-            st = _mean_std(df[df["layer"] == name], ["iteration"], "jaccard")
-            x = density.reindex(st["iteration"]).to_numpy()
-            mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
-            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.12, lw=0)
-            label = "all prunable weights" if name == ALL_LAYERS else name
-            ax.plot(x, mean, color=colour, lw=lw, marker="o", ms=ms, label=label)
-        chance = [random_jaccard(d, d) for d in density.to_numpy()]
-        ax.plot(density.to_numpy(), chance, color="0.45", ls="--", lw=1.2, label="random masks")
-        _density_axis(ax, density.to_numpy(), list(density.index))
-        _similarity_axis(ax, "Jaccard index of two runs' masks")
+        sns.heatmap(
+            grid,
+            ax=ax,
+            vmin=0.0,
+            vmax=1.0,
+            cmap="mako",
+            annot=grid.size <= _MAX_ANNOTATED_CELLS,
+            fmt=".2f",
+            annot_kws={"fontsize": 7},
+            cbar_kws={"label": "Jaccard index of two runs' masks", "shrink": 0.8},
+            linewidths=0.4,
+            linecolor="white",
+        )
+        ax.axhline(len(layers), color="white", lw=3)  # layers | totals
+        ax.axhline(len(grid) - 1, color="white", lw=3)  # measured | chance
+        ax.tick_params(axis="y", labelrotation=0)
+        ax.tick_params(axis="x", labelrotation=0)
+        ax.set_xlabel("IMP iteration (proportion of prunable weights remaining)")
+        ax.set_ylabel("prunable layer")
         ax.set_title(title)
-        _legend_outside(ax, "layer", ncol=1 if len(styles) <= 14 else 2)
-        n_pairs = len(df[["run_a", "run_b"]].drop_duplicates())
-        _footnote(fig, f"Lines: mean over {n_pairs} pairs of runs; bands: ± 1 std.")
-    if out is not None:
-        save_figure(fig, out)
+        _footnote(
+            fig,
+            f"Cells: mean over {_plural(n_pairs, 'pair', 'pairs')} of runs; chance: d / (2 - d) "
+            "at density d.",
+        )
+    save_figure(fig, out)
     return fig
+
+
+# ---------------------------------------------------------------------------- cross-layer
 
 
 def plot_cross_layer(
     similarity: str | os.PathLike | pd.DataFrame,
     metric: str,
-    out: str | os.PathLike | None = None,
+    out: Out = None,
     *,
     iteration: int | None = None,
+    density_axis: str = FIGURE_DEFAULTS["density_axis"],
     title: str | None = None,
 ) -> Figure:
     """Heatmap of one metric between every pruned layer (rows) and every dense layer (columns).
@@ -457,15 +844,16 @@ def plot_cross_layer(
     Mean over runs at ``iteration`` (default: the last one in the table). Drawn only where
     cross-layer pairs were computed; otherwise the figure says so.
     """
-    df = _table(similarity)
+    df = read_table(similarity)
     label = _metric_label(metric)
     df = df[df["metric"] == metric]
     cross = "layer_b" in df and bool((df["layer_b"].notna() & (df["layer"] != df["layer_b"])).any())
     if iteration is None and not df.empty:
         iteration = int(df["iteration"].max())
     at = df[df["iteration"] == iteration] if iteration is not None else df
-    density = at["density"].mean() if not at.empty else np.nan
-    when = f"iteration {iteration}, {_pct(density)} of weights" if np.isfinite(density) else ""
+    column, counts = _density_column(at, density_axis)
+    density = at[column].mean() if not at.empty else np.nan
+    when = f"iteration {iteration}, {_pct(density)} of {counts}" if np.isfinite(density) else ""
     title = title or f"{label} between layers, pruned vs dense ({when}): {_subject(df)}"
     if not cross or at.empty:
         return _placeholder(title, f"no cross-layer {label} pairs were computed", out)
@@ -494,7 +882,7 @@ def plot_cross_layer(
             annot=len(rows) * len(cols) <= 400,
             fmt=".2f",
             annot_kws={"fontsize": 6},
-            cbar_kws={"label": f"{label} similarity", "shrink": 0.8},
+            cbar_kws={"label": _similarity_label(metric), "shrink": 0.8},
             linewidths=0.3,
             linecolor="white",
         )
@@ -503,6 +891,54 @@ def plot_cross_layer(
         ax.set_xlabel("dense network's layer")
         ax.set_ylabel("pruned network's layer")
         ax.set_title(title)
-    if out is not None:
-        save_figure(fig, out)
+    save_figure(fig, out)
+    return fig
+
+
+def plot_intrinsic_dimension(
+    table: str | os.PathLike | pd.DataFrame,
+    out: Out = None,
+    *,
+    bands: bool = FIGURE_DEFAULTS["similarity_bands"],
+    density_axis: str = FIGURE_DEFAULTS["density_axis"],
+) -> Figure:
+    """TwoNN intrinsic dimension of each layer (Ansuini et al. 2019), laid out as Figs 5-7.
+
+    x: the compared layers in forward order; y: ID, fitted to the data; the dense network
+    in black, one line per IMP iteration from light to dark (mean over runs, ± 1 std band if
+    ``bands``); an undefined ID (see the table's note) is a red cross at the bottom.
+    """
+    df = read_table(table)
+    title = f"Intrinsic dimension (TwoNN) of each layer: {_subject(df)}"
+    frame = df.assign(metric="intrinsic_dimension", value=df["intrinsic_dimension"])
+    frame = frame.assign(layer_b=frame["layer"])
+    pruned = frame[frame["iteration"] > 0]
+    dense = frame[frame["iteration"] == 0].sort_values("layer_index")
+    if pruned.empty and dense.empty:
+        return _placeholder(title, "no intrinsic-dimension values in the table", out)
+    lw = _Layerwise(pruned if not pruned.empty else dense, density_axis)
+    with _style():
+        fig = Figure(figsize=(max(6.0, 0.42 * len(lw.layers) + 3.5), 4.6), layout="constrained")
+        ax = fig.add_subplot()
+        n_missing, n_total = (0, 0)
+        if not pruned.empty:
+            n_missing, n_total = lw.draw(ax, "intrinsic_dimension", bands=bands, ylim="data")
+        position = {name: i for i, name in enumerate(lw.layers)}
+        ax.plot(
+            dense["layer"].map(position), dense["value"], color="black", ls="--", marker="s",
+            ms=3.5, lw=1.4, label="dense", zorder=3,
+        )  # fmt: skip
+        _fit_ylim(ax, [*frame["value"].dropna()], "data")
+        ax.set_xlabel("layer (forward order)")
+        ax.set_ylabel("intrinsic dimension (TwoNN)")
+        ax.set_title(title)
+        _legend_outside(ax, lw.legend_title, ncol=1 if len(lw.iterations) <= 12 else 2)
+        _footnote(
+            fig,
+            f"Lines: mean over {_plural(max(lw.n_runs(['intrinsic_dimension']), 1), 'run', 'runs')}"
+            f"; dense network dashed; {_bands_note(bands)}",
+            n_missing,
+            n_total,
+        )
+    save_figure(fig, out)
     return fig

@@ -48,7 +48,11 @@ rule plot:
                 subcategory=metric,
                 labels={"experiment": "{experiment}", "metric": metric},
             )
-            for metric in METRICS
+            for metric in LAYERWISE_METRICS
+        },
+        **{
+            f"similarity_{metric}_png": f"results/{{experiment}}/figures/similarity_{metric}.png"
+            for metric in LAYERWISE_METRICS
         },
         accuracy=report(
             "results/{experiment}/figures/accuracy.svg",
@@ -56,18 +60,29 @@ rule plot:
             category="Accuracy",
             subcategory="{experiment}",
         ),
+        accuracy_png="results/{experiment}/figures/accuracy.png",
+        layerwise=report(
+            "results/{experiment}/figures/layerwise.svg",
+            caption="../report/layerwise.rst",
+            category="Similarity",
+            subcategory="layerwise, four metrics",
+            labels={"experiment": "{experiment}", "metrics": "SVCCA, PWCCA, CKA, NBS"},
+        ),
+        layerwise_png="results/{experiment}/figures/layerwise.png",
         output_similarity=report(
             "results/{experiment}/figures/output_similarity.svg",
             caption="../report/output_similarity.rst",
             category="Similarity",
             subcategory="output layer",
         ),
+        output_similarity_png="results/{experiment}/figures/output_similarity.png",
         mask_overlap=report(
             "results/{experiment}/figures/mask_overlap.svg",
             caption="../report/mask_overlap.rst",
             category="Masks",
             subcategory="{experiment}",
         ),
+        mask_overlap_png="results/{experiment}/figures/mask_overlap.png",
     log:
         "logs/plot/{experiment}.log",
     benchmark:
@@ -82,8 +97,40 @@ rule plot:
     params:
         experiment="{experiment}",
         metrics=METRICS,
+        figures=config_slice("figures"),
     script:
         "../scripts/plot.py"
+
+
+rule plot_accuracy_all:
+    input:
+        accuracy=expand(
+            "results/{experiment}/tables/accuracy.csv", experiment=list(EXPERIMENTS)
+        ),
+    output:
+        figure=report(
+            "results/figures/accuracy_all.svg",
+            caption="../report/accuracy_all.rst",
+            category="Accuracy",
+            subcategory="all experiments",
+        ),
+        png="results/figures/accuracy_all.png",
+    log:
+        "logs/plot_accuracy_all/all.log",
+    benchmark:
+        "benchmarks/plot_accuracy_all/all.tsv"
+    localrule: True
+    conda:
+        "../../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        experiments=list(EXPERIMENTS),
+        density_axis=config_slice("figures/density_axis"),
+    script:
+        "../scripts/plot_accuracy_all.py"
 
 
 rule plot_cross_layer:
@@ -97,6 +144,7 @@ rule plot_cross_layer:
             subcategory="cross-layer",
             labels={"experiment": "{experiment}", "metric": "{metric}"},
         ),
+        png="results/{experiment}/figures/cross_layer_{metric}.png",
     log:
         "logs/plot_cross_layer/{experiment}_{metric}.log",
     benchmark:
@@ -110,5 +158,6 @@ rule plot_cross_layer:
         runtime=30,
     params:
         iteration=get_cross_layer_iteration,
+        density_axis=config_slice("figures/density_axis"),
     script:
         "../scripts/plot_cross_layer.py"

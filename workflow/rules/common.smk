@@ -110,6 +110,39 @@ def paper_claims_file():
     return str(Path(workflow.basedir) / "workflow" / "resources" / "paper_claims.yaml")
 
 
+def intrinsic_dimension_source():
+    """The estimator's module: editing it reruns the intrinsic-dimension jobs only."""
+    return str(Path(workflow.basedir) / "src" / "prunesim" / "intrinsic_dimension.py")
+
+
+def get_compared_layer_names(wildcards):
+    """Params: the experiment's compared layers (``layers`` or all of the model's)."""
+    return [name for name, _ in selected_layers(EXPERIMENTS[wildcards.experiment])]
+
+
+def get_network_run(wildcards):
+    """Params: the run of the {network} wildcard (None for the dense network)."""
+    if wildcards.network == "dense":
+        return None
+    return int(wildcards.network.removeprefix("run").split("_iter")[0])
+
+
+def get_network_iteration(wildcards):
+    """Params: the IMP iteration of the {network} wildcard (0 for the dense network)."""
+    if wildcards.network == "dense":
+        return 0
+    return int(wildcards.network.split("_iter")[1])
+
+
+def get_intrinsic_dimension_outputs(wildcards):
+    """Every network's intrinsic-dimension file of an experiment, dense first."""
+    root = f"results/{wildcards.experiment}/intrinsic_dimension"
+    return [f"{root}/dense.json"] + [
+        f"{root}/run{run}_iter{iteration}.json"
+        for run, iteration in runs_and_iterations(wildcards.experiment)
+    ]
+
+
 def runs_and_iterations(experiment):
     """(run, iteration) of every pruned network of an experiment."""
     spec = EXPERIMENTS[experiment]
@@ -196,11 +229,28 @@ def get_masks(wildcards):
     ]
 
 
-def figure_names():
-    """Figure file stems written by the plot rule."""
-    return ["accuracy", "output_similarity", "mask_overlap"] + [
-        f"similarity_{metric}" for metric in METRICS
+# Cosine is computed on the output layer only: it is drawn in the output-layer figure,
+# never layer by layer (prunesim.plotting.OUTPUT_ONLY_METRICS).
+LAYERWISE_METRICS = [metric for metric in METRICS if metric != "cosine"]
+
+
+def get_figure_outputs(experiment):
+    """Every figure of one experiment, SVG and PNG (rules plot and plot_cross_layer)."""
+    names = ["accuracy", "layerwise", "output_similarity", "mask_overlap"]
+    names += [f"similarity_{metric}" for metric in LAYERWISE_METRICS]
+    names += [f"cross_layer_{metric}" for metric in cross_layer_metrics(experiment)]
+    if config["intrinsic_dimension"]:
+        names.append("intrinsic_dimension")
+    return [
+        f"results/{experiment}/figures/{name}.{suffix}"
+        for name in names
+        for suffix in ("svg", "png")
     ]
+
+
+def get_summary_figure_outputs():
+    """Figures across experiments (rule plot_accuracy_all)."""
+    return ["results/figures/accuracy_all.svg", "results/figures/accuracy_all.png"]
 
 
 def get_final_outputs():
@@ -212,11 +262,8 @@ def get_final_outputs():
             f"results/{experiment}/tables/masks.csv",
             f"results/{experiment}/tables/paper_comparison.csv",
         ]
-        outputs += [
-            f"results/{experiment}/figures/{name}.svg" for name in figure_names()
-        ]
-        outputs += [
-            f"results/{experiment}/figures/cross_layer_{metric}.svg"
-            for metric in cross_layer_metrics(experiment)
-        ]
+        if config["intrinsic_dimension"]:
+            outputs.append(f"results/{experiment}/tables/intrinsic_dimension.csv")
+        outputs += get_figure_outputs(experiment)
+    outputs += get_summary_figure_outputs()
     return outputs

@@ -1,11 +1,11 @@
 """Draw one experiment's figures from its tables (torch-free).
 
 Inputs: ``similarity``, ``accuracy``, ``masks`` (the aggregate rule's CSV tables).
-Outputs: ``accuracy``, ``output_similarity``, ``mask_overlap``, ``similarity_<metric>`` for
-every metric in ``params.metrics``, and optionally ``cross_layer_<metric>`` (a heatmap of
-every pruned layer vs every dense layer at the last IMP iteration). The format follows each
-file's suffix (.svg, .png, .pdf).
-Params: ``metrics`` (list of metric names).
+Outputs, each an SVG (``<name>``) and a PNG beside it (``<name>_png``): ``accuracy``,
+``layerwise`` (SVCCA, PWCCA, CKA, NBS in a 2 × 2 grid), ``output_similarity``,
+``mask_overlap`` and ``similarity_<metric>`` for every metric in ``params.metrics`` except
+the output-layer-only ones (cosine).
+Params: ``metrics`` (list of metric names), ``figures`` (the config's ``figures:`` block).
 """
 
 import sys
@@ -25,13 +25,30 @@ def main(log):
 
     tables, out = snakemake.input, snakemake.output
     metrics = list(snakemake.params.metrics)
-    plotting.plot_accuracy(tables.accuracy, out.accuracy)
-    plotting.plot_output_similarity(tables.similarity, out.output_similarity, metrics=metrics)
-    plotting.plot_mask_overlap(tables.masks, out.mask_overlap)
-    for metric in metrics:
-        plotting.plot_layerwise(tables.similarity, metric, out[f"similarity_{metric}"])
-        if f"cross_layer_{metric}" in out.keys():  # noqa: SIM118 (Namedlist: keys are the names)
-            plotting.plot_cross_layer(tables.similarity, metric, out[f"cross_layer_{metric}"])
+    settings = plotting.figure_settings(snakemake.params.figures)
+    axis = {"density_axis": settings["density_axis"]}
+    similarity_style = {
+        "bands": settings["similarity_bands"],
+        "ylim": settings["similarity_ylim"],
+        **axis,
+    }
+
+    def files(name):
+        return [out[name], out[f"{name}_png"]]
+
+    similarity = plotting.read_table(tables.similarity)
+    plotting.plot_accuracy(tables.accuracy, files("accuracy"), **axis)
+    plotting.plot_layerwise_grid(similarity, files("layerwise"), **similarity_style)
+    plotting.plot_output_similarity(
+        similarity, files("output_similarity"), metrics=metrics, **similarity_style
+    )
+    plotting.plot_mask_overlap(
+        tables.masks, files("mask_overlap"), subject=plotting.table_subject(tables.accuracy)
+    )
+    for metric in plotting.layerwise_metrics(metrics):
+        plotting.plot_layerwise(
+            similarity, metric, files(f"similarity_{metric}"), **similarity_style
+        )
     log.info("wrote %s", ", ".join(str(p) for p in out))
 
 

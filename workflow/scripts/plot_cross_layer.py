@@ -1,8 +1,10 @@
 """Heatmap of one metric between every pruned layer and every dense layer (torch-free).
 
 Inputs: ``similarity`` (the aggregate rule's similarity table, with cross-layer rows).
-Outputs: ``heatmap`` (mean over runs at the last cross-layer IMP iteration).
-Wildcards: ``metric``. Params: ``iteration`` (the IMP iteration shown).
+Outputs: ``heatmap`` (SVG) and ``png`` (the same figure as PNG): mean over runs at the last
+cross-layer IMP iteration.
+Wildcards: ``metric``. Params: ``iteration`` (the IMP iteration shown), ``density_axis``
+(``figures.density_axis``: which proportion remaining the title gives).
 """
 
 import sys
@@ -20,14 +22,15 @@ from prunesim.joblog import run_job
 def main(log):
     from prunesim import plotting
 
-    metric = snakemake.wildcards.metric
+    out = [snakemake.output.heatmap, snakemake.output.png]
     plotting.plot_cross_layer(
         snakemake.input.similarity,
-        metric,
-        snakemake.output.heatmap,
+        snakemake.wildcards.metric,
+        out,
         iteration=snakemake.params.iteration,
+        density_axis=snakemake.params.density_axis,
     )
-    log.info("wrote %s", snakemake.output.heatmap)
+    log.info("wrote %s", ", ".join(out))
 
 
 run_job(snakemake, main)
