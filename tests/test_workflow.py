@@ -215,3 +215,16 @@ def test_full_study_dry_run_is_small_and_fast(tmp_path):
     assert counts["extract_acts"] == "603"
     assert counts["similarity_cka"] == "600"
     assert int(counts["total"]) < 5000
+
+
+def test_cpu_study_dry_run_plans(tmp_path):
+    """config/cifar10_cpu.yaml (the reduced real study) plans: 2 models x (1 + 2 x 8) networks."""
+    config = REPO / "config" / "cifar10_cpu.yaml"
+    counts = planned_jobs(tmp_path, config)
+    assert counts["train_dense"] == 2
+    assert counts["imp_iter"] == 2 * 2 * 8
+    assert counts["extract_acts"] == 2 * (1 + 2 * 8)
+    assert counts["compare_paper"] == 2
+    assert {f"similarity_{m}" for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"]} <= (
+        set(counts)
+    )
