@@ -61,7 +61,13 @@ def test_defaults_are_filled():
         (lambda c: c["experiments"]["tiny"].update(runs="two"),
          r"'experiments/tiny/runs' must be of type integer"),
         (lambda c: c["metrics"].update(ssim={}),
-         r"unknown key\(s\) 'ssim' under 'metrics'; allowed keys: cka, cosine, mean_cca"),
+         r"unknown metric 'ssim' under 'metrics'; built-in metrics: mean_cca, svcca, pwcca, cka"),
+        (lambda c: c["metrics"].update(ssim={"metric": "ssim"}),
+         r"metrics/ssim/metric is 'ssim'; a variant's base must be one of mean_cca"),
+        (lambda c: c["metrics"].update(cka={"metric": "nbs"}),
+         r"metrics/cka: 'cka' is a built-in metric and cannot name a variant"),
+        (lambda c: c["metrics"].update(cka_channels={"metric": "cka", "reshape": "rows"}),
+         r"metrics/cka_channels \(a cka\): 'reshape' is 'rows'; allowed values"),
         (lambda c: c["datasets"]["digits"].update(source="mnist"),
          r"'datasets/digits/source' is 'mnist'; allowed values: 'cifar10', 'svhn'"),
         (lambda c: c["experiments"]["tiny"].update(dataset="cifar100"),
@@ -123,3 +129,17 @@ def test_config_yaml_trains_with_the_documented_paper_settings():
             PAPER_TRAIN_SETTINGS[model]
         ), f"config.yaml experiment {name} drifted from PAPER_TRAIN_SETTINGS[{model!r}]"
     assert models == set(PAPER_TRAIN_SETTINGS)
+
+
+def test_metric_variant_gets_its_base_defaults_and_only_listed_metrics_run():
+    config = tiny()
+    config["metrics"] = {"cka": {}, "cka_channels": {"metric": "cka", "reshape": "channels"}}
+    validated = validate_config(copy.deepcopy(config))
+    from prunesim.config import metric_bases
+    from prunesim.metrics import DEFAULT_SETTINGS
+
+    assert list(validated["metrics"]) == ["cka", "cka_channels"]  # no other metric added
+    assert validated["metrics"]["cka_channels"] == {
+        **DEFAULT_SETTINGS["cka"], "metric": "cka", "reshape": "channels",
+    }  # fmt: skip
+    assert metric_bases(validated) == {"cka": "cka", "cka_channels": "cka"}

@@ -95,7 +95,7 @@ def test_similarity_table_columns_and_rows(study):
     assert list(table.columns) == SIMILARITY_COLUMNS
     assert SIMILARITY_COLUMNS == [
         "model", "dataset", "run", "iteration", "density", "density_all_params", "layer",
-        "layer_index", "layer_kind", "metric", "value", "note", "layer_b",
+        "layer_index", "layer_kind", "metric", "value", "note", "layer_b", "base_metric",
     ]  # fmt: skip
     assert len(table) == 2 * 2 * 3
     # sorted by metric, run, iteration, then forward layer order
@@ -124,7 +124,7 @@ def test_degenerate_value_is_an_explained_gap(study):
     gap = [line for line in lines if "constant" in line]
     assert gap == [
         f"{MODEL},{DATASET},2,2,0.6400000000000001,{all_params(0.8**2)!r},pool1,2,pool,cka,,"
-        "layer_a is constant,pool1"
+        "layer_a is constant,pool1,cka"
     ]
 
 
@@ -159,8 +159,8 @@ def test_confidence_interval_columns_only_when_recorded(tmp_path):
     tables, out = build(tmp_path, sims, networks)
     assert list(out["similarity"].columns) == [*SIMILARITY_COLUMNS, "ci_low", "ci_high"]
     text = (tables / "similarity.csv").read_text().splitlines()
-    assert text[1].endswith(",0.5,,conv1,0.4,0.6")
-    assert text[2].endswith(",0.7,,out,,")
+    assert text[1].endswith(",0.5,,conv1,cka,0.4,0.6")
+    assert text[2].endswith(",0.7,,out,cka,,")
     _, plain = build(tmp_path, sims[1:], networks)
     assert list(plain["similarity"].columns) == SIMILARITY_COLUMNS
 

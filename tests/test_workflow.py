@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -44,14 +45,24 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     # BN and biases are never pruned: more of all parameters remain than of prunable weights
     pruned_rows = accuracy[accuracy.iteration > 0]
     assert (pruned_rows.density_all_params > pruned_rows.density).all()
-    # 2 runs x 2 iterations x (3 layers x 5 metrics + cosine on the output layer), plus the
-    # 6 off-diagonal CKA pairs of the cross-layer heatmap at iteration 2 of each run
-    assert len(similarity) == 2 * 2 * (3 * 5 + 1) + 2 * 6
+    # 2 runs x 2 iterations x (3 layers x 6 metrics incl. the cka_channels variant + cosine on
+    # the output layer), plus the 6 off-diagonal CKA pairs of the cross-layer heatmap at
+    # iteration 2 of each run
+    assert len(similarity) == 2 * 2 * (3 * 6 + 1) + 2 * 6
     cross = similarity[similarity.layer != similarity.layer_b]
     assert set(cross.metric) == {"cka"}
     assert set(cross.iteration) == {2}
     assert similarity["value"].between(0, 1).all()
-    assert set(similarity["metric"]) == {"mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"}
+    assert set(similarity["metric"]) == {
+        "mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine", "cka_channels",
+    }  # fmt: skip
+    variant = similarity[similarity.metric == "cka_channels"]
+    assert set(variant.base_metric) == {"cka"}
+    # the channel reshape is a different metric from the flatten one on conv layers
+    paired = variant.merge(similarity[similarity.metric == "cka"], on=["run", "iteration", "layer",
+                           "layer_b"], suffixes=("_ch", "_fl"))  # fmt: skip
+    conv = paired[paired.layer == "conv1"]
+    assert not np.allclose(conv.value_ch, conv.value_fl)
     assert set(similarity.loc[similarity.metric == "cosine", "layer"]) == {"out"}
     dense = accuracy[accuracy.iteration == 0]
     assert len(dense) == 1
@@ -65,7 +76,7 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     figures = tiny_workflow / "results" / "tiny" / "figures"
     for name in (
         ["accuracy", "layerwise", "output_similarity", "mask_overlap"]
-        + [f"similarity_{m}" for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs"]]
+        + [f"similarity_{m}" for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cka_channels"]]
         + ["cross_layer_cka"]
     ):
         for suffix in ("svg", "png"):
@@ -96,8 +107,7 @@ def test_tiny_run_structured_pruning(tiny_workflow):
     # filters and the next layers' input columns go: below 0.8^k of the weights
     assert (pruned.density.to_numpy() < 0.8 ** pruned.iteration.to_numpy()).all()
     similarity = pd.read_csv(tables / "similarity.csv")
-    assert set(similarity.metric) == {"mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"}
-    assert len(similarity) == 2 * (3 * 5 + 1)
+    assert len(similarity) == 2 * (3 * 6 + 1)
     figures = tiny_workflow / "results" / "tiny_filters" / "figures"
     assert (figures / "layerwise.svg").stat().st_size > 1000
 
@@ -125,6 +135,23 @@ def test_changing_one_metric_reruns_only_that_metric(tiny_copy, tmp_path):
     }
     snakemake(tiny_copy, config=edited)
     assert planned_jobs(tiny_copy, edited) == {}
+
+
+def test_changing_a_metric_variant_reruns_only_that_variant(tiny_copy, tmp_path):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["metrics"]["cka_channels"]["debiased"] = True
+    edited = tmp_path / "variant.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(tiny_copy, edited)
+    assert jobs == {
+        "similarity_cka_channels": 18,
+        "aggregate": 2,
+        "compare_paper": 2,
+        "plot": 2,
+        "plot_accuracy_all": 1,
+        "plot_cross_layer": 1,
+        "all": 1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -190,7 +217,8 @@ def test_network_jobs_give_the_same_table_as_pair_jobs(tiny_copy, tmp_path):
     edited.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(tiny_copy, edited)
     assert {k: v for k, v in jobs.items() if k.startswith("similarity_")} == {
-        f"similarity_{m}": 4 for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"]
+        f"similarity_{m}": 6
+        for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine", "cka_channels"]
     }
     assert "extract_acts" not in jobs
     table = tiny_copy / "results" / "tiny" / "tables" / "similarity.csv"

@@ -92,9 +92,57 @@ def _explain(error, root: dict) -> str:
     return f"'{where}': {error.message}"
 
 
+def metric_bases(config: dict) -> dict[str, str]:
+    """``{metric name: built-in metric it computes}``: itself, or a variant's ``metric``."""
+    return {
+        name: (block or {}).get("metric", name) if isinstance(block, dict) else name
+        for name, block in config["metrics"].items()
+    }
+
+
+def _check_metric_variants(config: dict, schema: dict) -> None:
+    """Variants (``name: {metric: base, ...}``): a known base, a free name, base settings.
+
+    The schema only knows that a variant names its base; its other settings are validated
+    here against the base metric's block, with that block's defaults filled in.
+    """
+    builtins = schema["properties"]["metrics"]["properties"]
+    for name, block in (config.get("metrics") or {}).items():
+        if name not in builtins and not (isinstance(block, dict) and "metric" in block):
+            raise ConfigError(
+                f"unknown metric {name!r} under 'metrics'; built-in metrics: "
+                f"{', '.join(builtins)}. A variant of one of them needs its base: "
+                f"`{name}: {{metric: <built-in>, ...}}`"
+            )
+        if not isinstance(block, dict) or "metric" not in block:
+            continue
+        base = block["metric"]
+        if name in builtins:
+            raise ConfigError(
+                f"metrics/{name}: {name!r} is a built-in metric and cannot name a variant "
+                f"(metric: {base!r}); choose another name, e.g. '{base}_variant'"
+            )
+        if base not in builtins:
+            raise ConfigError(
+                f"metrics/{name}/metric is {base!r}; a variant's base must be one of "
+                f"{', '.join(builtins)}"
+            )
+        settings = {key: value for key, value in block.items() if key != "metric"}
+        block_schema = schema["$defs"][builtins[base]["$ref"].rsplit("/", 1)[-1]]
+        sub = {"$defs": schema["$defs"], **block_schema}
+        errors = sorted(_validator_with_defaults(sub).iter_errors(settings), key=str)
+        if errors:
+            raise ConfigError(
+                f"invalid settings for metric variant metrics/{name} (a {base}): "
+                + "; ".join(_explain(e, schema) for e in errors[:5])
+            )
+        config["metrics"][name] = {"metric": base, **settings}
+
+
 def validate_config(config: dict, schema: dict | None = None) -> dict:
     """Validate ``config`` in place (defaults filled) and return it, or raise ConfigError."""
     schema = load_schema() if schema is None else schema
+    _check_metric_variants(config, schema)
     validator = _validator_with_defaults(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:

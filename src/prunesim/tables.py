@@ -5,8 +5,10 @@ files and every network's ``metrics.json`` (never a checkpoint: this module is t
 Columns are those of ``docs/architecture.md`` ("Tables and figures"):
 
 - ``similarity.csv``: model, dataset, run, iteration, density, density_all_params, layer,
-  layer_index, layer_kind, metric, value, note, layer_b (+ ci_low, ci_high when any job
-  recorded them). ``layer`` is the pruned network's layer, ``layer_b`` the dense network's.
+  layer_index, layer_kind, metric, value, note, layer_b, base_metric (+ ci_low, ci_high when
+  any job recorded them). ``metric`` is the config's name, ``base_metric`` the built-in it
+  computes (the same, or a variant's ``metric``). ``layer`` is the pruned network's layer,
+  ``layer_b`` the dense network's.
   A value the metric could not define (e.g. a layer that is entirely zero) is kept as an
   empty cell with the job's ``note`` saying why: an explained gap, never a dropped row.
 - ``accuracy.csv``: model, dataset, run, iteration, density, density_all_params,
@@ -38,7 +40,7 @@ from prunesim.layers import compared_layers
 
 SIMILARITY_COLUMNS = [
     "model", "dataset", "run", "iteration", "density", "density_all_params", "layer", "layer_index",
-    "layer_kind", "metric", "value", "note", "layer_b",
+    "layer_kind", "metric", "value", "note", "layer_b", "base_metric",
 ]  # fmt: skip
 OPTIONAL_SIMILARITY_COLUMNS = ["ci_low", "ci_high"]
 ACCURACY_COLUMNS = [
@@ -215,6 +217,7 @@ def similarity_table(
             "value": value,
             "note": "; ".join(notes) or None,
             "layer_b": rec["layer_b"],
+            "base_metric": rec.get("base_metric", rec["metric"]),
             "_layer_b_index": layers[rec["layer_b"]][0],
         }
         for col in OPTIONAL_SIMILARITY_COLUMNS:
@@ -232,7 +235,16 @@ def similarity_table(
     floats = ("density", "density_all_params", "value")
     for col in (*floats, *(OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])):
         table[col] = table[col].astype("float64")
-    for col in ("model", "dataset", "layer", "layer_kind", "metric", "note", "layer_b"):
+    for col in (
+        "model",
+        "dataset",
+        "layer",
+        "layer_kind",
+        "metric",
+        "note",
+        "layer_b",
+        "base_metric",
+    ):
         table[col] = table[col].astype("object")
     return table
 

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from prunesim.config import (
     check_gpu_requirement,
     cuda_available,
+    metric_bases,
     selected_layers,
     validate_config,
 )
@@ -27,7 +28,12 @@ onstart:
 
 EXPERIMENTS = config["experiments"]
 # In the registry's order, whatever the config's order (params hold this list).
-METRICS = [name for name in METRIC_REGISTRY if name in config["metrics"]]
+# Built-in metrics in the registry's order, then the config's variants (`name: {metric:
+# base, ...}`) by name, whatever the config's order (params hold this list).
+METRIC_BASE = metric_bases(config)
+METRICS = [name for name in METRIC_REGISTRY if name in config["metrics"]] + sorted(
+    name for name in config["metrics"] if name not in METRIC_REGISTRY
+)
 # One similarity job per layer pair, or per network (all its pairs) for the full study.
 SIMILARITY_JOB = (
     "{layer_a}__{layer_b}" if config["similarity_jobs"] == "pair" else "all_layers"
@@ -101,8 +107,9 @@ def get_network_checkpoint(wildcards):
 
 
 def metric_source(metric):
-    """The metric's implementation module: editing it reruns that metric's jobs only."""
-    return str(Path(workflow.basedir) / "src" / "prunesim" / "metrics" / f"{metric}.py")
+    """The metric's (or its base's) module: editing it reruns that metric's jobs only."""
+    source = f"{METRIC_BASE[metric]}.py"
+    return str(Path(workflow.basedir) / "src" / "prunesim" / "metrics" / source)
 
 
 def paper_claims_file():
@@ -167,7 +174,7 @@ def layer_pairs(experiment, metric, iteration):
     names = [
         name
         for name, kind in selected_layers(spec)
-        if metric != "cosine" or kind == "out"
+        if METRIC_BASE[metric] != "cosine" or kind == "out"
     ]
     cross = spec["cross_layer"]
     if cross and metric in cross["metrics"] and iteration in cross["iterations"]:
@@ -231,7 +238,7 @@ def get_masks(wildcards):
 
 # Cosine is computed on the output layer only: it is drawn in the output-layer figure,
 # never layer by layer (prunesim.plotting.OUTPUT_ONLY_METRICS).
-LAYERWISE_METRICS = [metric for metric in METRICS if metric != "cosine"]
+LAYERWISE_METRICS = [metric for metric in METRICS if METRIC_BASE[metric] != "cosine"]
 
 
 def get_figure_outputs(experiment):

@@ -2,7 +2,7 @@
 # a pruned network with its dense counterpart (`similarity_jobs: network`: all of a network's
 # layer pairs in one job, for the full study's scale). Each rule sees only its own metric's
 # settings and declares its implementation module as input, so editing one metric reruns
-# only that metric.
+# only that metric. A variant (`name: {metric: base, ...}`) is a rule of its own.
 
 for metric_name in METRICS:
 
@@ -27,7 +27,8 @@ for metric_name in METRICS:
             runtime=30,
         params:
             metric=metric_name,
+            base_metric=METRIC_BASE[metric_name],
             pairs=get_layer_pairs(metric_name),
-            settings=config_slice(f"metrics/{metric_name}"),
+            settings=config_slice(f"metrics/{metric_name}", drop=("metric",)),
         script:
             "../scripts/similarity.py"

@@ -5,7 +5,8 @@ Inputs: ``pruned``, ``dense`` (activation HDF5 files), ``impl`` (the metric's mo
 declared so that editing it reruns this metric only).
 Outputs: one JSON file: a record (value in [0, 1], or null with a note explaining the gap)
 for a single layer pair, or ``{"records": [...]}`` when the job covers a whole network.
-Params: ``metric`` (name), ``settings`` (that metric's config block only), ``pairs``
+Params: ``metric`` (the config's name), ``base_metric`` (the built-in it computes: itself,
+or a variant's ``metric``), ``settings`` (that metric's config block only), ``pairs``
 ([pruned layer, dense layer] pairs).
 """
 
@@ -21,12 +22,12 @@ def main(log):
     from prunesim.atomic import write_json
     from prunesim.metrics import similarity_from_hdf5
 
-    wc, metric = snakemake.wildcards, snakemake.params.metric
+    wc, metric, base = snakemake.wildcards, snakemake.params.metric, snakemake.params.base_metric
     settings = dict(snakemake.params.settings)
     records = []
     for layer_a, layer_b in snakemake.params.pairs:
         result = similarity_from_hdf5(
-            metric, snakemake.input.pruned, layer_a, snakemake.input.dense, layer_b, settings
+            base, snakemake.input.pruned, layer_a, snakemake.input.dense, layer_b, settings
         )
         records.append(
             {
@@ -34,6 +35,7 @@ def main(log):
                 "run": int(wc.run),
                 "iteration": int(wc.iteration),
                 "metric": metric,
+                "base_metric": base,
                 "layer_a": layer_a,
                 "layer_b": layer_b,
                 "settings": settings,
