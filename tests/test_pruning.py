@@ -250,7 +250,7 @@ def test_bad_settings_are_named(bad, match):
 def test_defaults_cover_every_setting():
     assert resolve_prune_settings({}) == DEFAULT_PRUNE_SETTINGS
     assert set(DEFAULT_PRUNE_SETTINGS) == {
-        "iterations", "rate", "scope", "mixed_rates", "prune_output_layer",
+        "iterations", "method", "rate", "scope", "mixed_rates", "prune_output_layer",
         "retrain", "rewind_epoch", "finetune_epochs",
     }  # fmt: skip
 

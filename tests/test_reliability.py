@@ -141,7 +141,7 @@ CONFIG_ERRORS = {
     ),
     "unknown_metric": (
         _set("metrics/cca", {}),
-        ["'cca'", "metrics", "allowed keys", "mean_cca", "svcca", "pwcca", "cka", "nbs"],
+        ["'cca'", "metrics", "built-in metrics", "mean_cca", "svcca", "pwcca", "cka", "nbs"],
     ),
 }
 
