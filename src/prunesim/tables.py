@@ -112,6 +112,22 @@ def _network_key(run, iteration) -> tuple[int | None, int]:
     return (None if iteration == 0 or run is None else int(run), iteration)
 
 
+def _layer_places(model: str) -> dict[str, tuple[int, str]]:
+    """``{compared layer: (forward index, kind)}`` of a model."""
+    return {name: (index, kind) for index, (name, kind) in enumerate(compared_layers(model))}
+
+
+def _densities(network_metrics: Iterable[Mapping]) -> dict:
+    """``{(run, iteration): (density, density_all_params)}`` of every network."""
+    return {
+        _network_key(rec.get("run"), rec["iteration"]): (
+            _finite_or_none(rec["density"]),
+            _finite_or_none(rec.get("density_all_params")),
+        )
+        for rec in network_metrics
+    }
+
+
 def read_network_metrics(paths: Iterable[str | os.PathLike]) -> list[dict]:
     """Load every ``metrics.json``; refuse two files that describe the same network."""
     records, seen = [], {}
@@ -164,14 +180,8 @@ def similarity_table(
     ``value`` is kept as recorded; a null or non-finite value becomes an empty cell whose
     ``note`` says why (the job's own note, or "value is not finite").
     """
-    layers = {name: (index, kind) for index, (name, kind) in enumerate(compared_layers(model))}
-    densities = {
-        _network_key(rec.get("run"), rec["iteration"]): (
-            _finite_or_none(rec["density"]),
-            _finite_or_none(rec.get("density_all_params")),
-        )
-        for rec in network_metrics
-    }
+    layers = _layer_places(model)
+    densities = _densities(network_metrics)
     rows, seen, has_ci = [], {}, False
     for path, rec in _similarity_records(similarity_paths):
         if experiment is not None and rec.get("experiment") not in (None, experiment):
@@ -295,14 +305,8 @@ def intrinsic_dimension_table(
     "records": [...]}``, dense = iteration 0 with run null). An undefined ID is an empty cell
     with the job's note, as in ``similarity.csv``.
     """
-    layers = {name: (index, kind) for index, (name, kind) in enumerate(compared_layers(model))}
-    densities = {
-        _network_key(rec.get("run"), rec["iteration"]): (
-            _finite_or_none(rec["density"]),
-            _finite_or_none(rec.get("density_all_params")),
-        )
-        for rec in network_metrics
-    }
+    layers = _layer_places(model)
+    densities = _densities(network_metrics)
     rows = []
     for path in id_paths:
         job = _read_json(path, ("iteration", "records"), "intrinsic-dimension file")
