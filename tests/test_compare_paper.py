@@ -51,15 +51,13 @@ def similarity_table(model, dataset, metrics, *, runs=2, iterations=20, value=0.
 
 def accuracy_table(model, dataset, accuracy, *, runs=2, iterations=20, rate=0.2):
     """Dense (iteration 0) + every run's iterations; ``accuracy(run, iteration)``."""
-    rows = [[model, dataset, None, 0, 1.0, accuracy(None, 0)]]
+    rows = [[model, dataset, 0, 0, 1.0, accuracy(0, 0)]]  # dense: run 0 (prunesim.tables)
     rows += [
         [model, dataset, run, it, (1 - rate) ** it, accuracy(run, it)]
         for run in range(1, runs + 1)
         for it in range(1, iterations + 1)
     ]
-    table = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
-    table["run"] = table["run"].astype("Int64")
-    return table
+    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 
 def peak_at_iteration_10(run, it):

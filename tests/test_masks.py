@@ -120,7 +120,7 @@ def test_overlap_table_on_hand_made_masks(tmp_path):
 
     def row(iteration, a, b, layer):
         sel = table[(table.iteration == iteration) & (table.run_a == a) & (table.run_b == b)
-                    & (table.layer == layer)]  # fmt: skip
+                    & (table.parameter == layer)]  # fmt: skip
         assert len(sel) == 1
         return sel.iloc[0]
 

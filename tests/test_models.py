@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from prunesim.layers import MODEL_NAMES, compared_layers
+from prunesim.layers import MODEL_NAMES, compared_layers, layer_of_parameter
 from prunesim.models import build_model, scaled
+from prunesim.pruning import prunable_parameters
 
 # training.md, section 1 and 8.1 (measured on independent re-implementations).
 PARAMS = {
@@ -85,6 +86,29 @@ def test_forward_features_names_order_and_shapes(name):
     for layer, t in feats.items():
         if kinds[layer] in ("conv", "pool"):  # after ReLU (pools of ReLU outputs)
             assert t.min() >= 0, layer
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_prunable_parameter_names_the_layer_it_produces(name):
+    """layer_of_parameter (torch-free, for masks.csv) agrees with the network: the module that
+    owns a conv weight outputs exactly that compared layer's activation, fc gives `out`."""
+    torch.manual_seed(0)
+    model = build_model(name, 0.25).eval()
+    outputs = {}
+    for module_name, module in model.named_children():
+        module.register_forward_hook(lambda m, i, o, key=module_name: outputs.__setitem__(key, o))
+    with torch.no_grad():
+        feats = model.forward_features(torch.randn(2, 3, 32, 32))
+    kinds = dict(compared_layers(name))
+    for parameter in prunable_parameters(model, prune_output_layer=True):
+        layer = layer_of_parameter(name, parameter)
+        if kinds[layer] == "out":
+            assert parameter == "fc.weight"
+            continue
+        assert kinds[layer] == "conv", parameter
+        torch.testing.assert_close(outputs[parameter.split(".")[0]], feats[layer], rtol=0, atol=0)
+    with pytest.raises(KeyError, match="belongs to no compared layer"):
+        layer_of_parameter(name, "classifier.weight")
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from prunesim.errors import CorruptFileError, PrunesimError
-from prunesim.masks import MASK_TABLE_COLUMNS, mask_overlap_table
+from prunesim.masks import mask_overlap_table
 from prunesim.tables import (
     ACCURACY_COLUMNS,
+    MASK_COLUMNS,
     SIMILARITY_COLUMNS,
     build_tables,
     network_of_path,
@@ -94,8 +95,8 @@ def test_similarity_table_columns_and_rows(study):
     table = pd.read_csv(tables / "similarity.csv", keep_default_na=False, na_values=[""])
     assert list(table.columns) == SIMILARITY_COLUMNS
     assert SIMILARITY_COLUMNS == [
-        "model", "dataset", "run", "iteration", "density", "density_all_params", "layer",
-        "layer_index", "layer_kind", "metric", "value", "note", "layer_b", "base_metric",
+        "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
+        "layer", "layer_index", "layer_kind", "metric", "value", "note", "layer_b", "base_metric",
     ]  # fmt: skip
     assert len(table) == 2 * 2 * 3
     # sorted by metric, run, iteration, then forward layer order
@@ -106,6 +107,7 @@ def test_similarity_table_columns_and_rows(study):
         (1, 1), (1, 2), (2, 1), (2, 2),
     ]  # fmt: skip
     assert (table["layer"] == table["layer_b"]).all()
+    assert set(table["experiment"]) == {EXPERIMENT}
     assert set(table["model"]) == {MODEL}
     assert set(table["dataset"]) == {DATASET}
     row = table[(table.run == 1) & (table.iteration == 2) & (table.layer == "out")].iloc[0]
@@ -123,7 +125,7 @@ def test_degenerate_value_is_an_explained_gap(study):
     lines = (tables / "similarity.csv").read_text().splitlines()
     gap = [line for line in lines if "constant" in line]
     assert gap == [
-        f"{MODEL},{DATASET},2,2,0.6400000000000001,{all_params(0.8**2)!r},pool1,2,pool,cka,,"
+        f"{EXPERIMENT},{MODEL},{DATASET},2,2,0.6400000000000001,{all_params(0.8**2)!r},pool1,2,pool,cka,,"
         "layer_a is constant,pool1,cka"
     ]
 
@@ -179,15 +181,17 @@ def test_accuracy_table_exact(study):
     root, sims, networks = study
     tables, _ = build(root, sims, networks)
     assert ACCURACY_COLUMNS == [
-        "model", "dataset", "run", "iteration", "density", "density_all_params", "test_accuracy",
+        "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
+        "test_accuracy",
     ]  # fmt: skip
+    ids = f"{EXPERIMENT},{MODEL},{DATASET}"
     expected = [
-        "model,dataset,run,iteration,density,density_all_params,test_accuracy",
-        f"{MODEL},{DATASET},,0,1.0,1.0,0.9",
-        f"{MODEL},{DATASET},1,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.001!r}",
-        f"{MODEL},{DATASET},1,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.001!r}",
-        f"{MODEL},{DATASET},2,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.002!r}",
-        f"{MODEL},{DATASET},2,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.002!r}",
+        "experiment,model,dataset,run,iteration,density,density_all_params,test_accuracy",
+        f"{ids},0,0,1.0,1.0,0.9",  # the dense network: run 0, documented in prunesim.tables
+        f"{ids},1,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.001!r}",
+        f"{ids},1,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.001!r}",
+        f"{ids},2,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.002!r}",
+        f"{ids},2,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.002!r}",
     ]
     assert (tables / "accuracy.csv").read_text().splitlines() == expected
 
@@ -196,17 +200,25 @@ def test_masks_table_from_prunesim_masks(study):
     root, sims, networks = study
     rng = np.random.default_rng(0)
     masks = {
-        (run, k): {"conv1.weight": rng.random((4, 3)) < 0.8**k, "fc.weight": rng.random(5) < 0.5}
+        (run, k): {
+            "conv1.conv.weight": rng.random((4, 3)) < 0.8**k,
+            "fc.weight": rng.random(5) < 0.5,
+        }
         for run in (1, 2, 3)
         for k in (1, 2)
     }
     tables, out = build(root, sims, networks, mask_overlap_table(masks, EXPERIMENT))
     table = pd.read_csv(tables / "masks.csv")
-    assert list(table.columns) == MASK_TABLE_COLUMNS
-    # 2 iterations x 3 run pairs x (2 layers + all)
+    assert list(table.columns) == MASK_COLUMNS
+    assert MASK_COLUMNS[:3] == ["experiment", "model", "dataset"]
+    assert set(zip(table.experiment, table.model, table.dataset, strict=True)) == {
+        (EXPERIMENT, MODEL, DATASET)
+    }
+    # 2 iterations x 3 run pairs x (2 layers + all), layers named as in the other tables
     assert len(table) == 2 * 3 * 3
-    assert list(table["layer"][:3]) == ["conv1.weight"] * 3
-    assert list(table["layer"][-3:]) == ["all"] * 3
+    assert list(table["layer"][:6]) == ["conv1"] * 3 + ["out"] * 3
+    assert list(table["parameter"][:6]) == ["conv1.conv.weight"] * 3 + ["fc.weight"] * 3
+    assert list(table["layer"][-3:]) == list(table["parameter"][-3:]) == ["all"] * 3
     assert table["jaccard"].between(0, 1).all()
     assert (table["run_a"] < table["run_b"]).all()
 
@@ -214,7 +226,14 @@ def test_masks_table_from_prunesim_masks(study):
 def test_no_masks_gives_header_only(study):
     root, sims, networks = study
     tables, _ = build(root, sims, networks, None)
-    assert (tables / "masks.csv").read_text() == ",".join(MASK_TABLE_COLUMNS) + "\n"
+    assert (tables / "masks.csv").read_text() == ",".join(MASK_COLUMNS) + "\n"
+
+
+def test_masks_of_another_model_are_refused(study):
+    root, sims, networks = study
+    masks = {(run, 1): {"layer1_conv.conv.weight": np.ones(3, bool)} for run in (1, 2)}
+    with pytest.raises(KeyError, match="layer1_conv.conv.weight.*no compared layer of vgg_svhn"):
+        build(root, sims, networks, mask_overlap_table(masks, EXPERIMENT))
 
 
 def test_same_inputs_in_any_order_give_identical_bytes(study, tmp_path):

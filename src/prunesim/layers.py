@@ -53,3 +53,25 @@ def compared_layers(model_name: str) -> list[tuple[str, str]]:
         raise KeyError(
             f"unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}"
         ) from None
+
+
+#: The compared layer a model's output-layer weight belongs to (``fc.weight`` -> ``out``).
+_OUTPUT_MODULE = "fc"
+
+
+def layer_of_parameter(model_name: str, parameter: str) -> str:
+    """The compared layer whose output a prunable parameter produces.
+
+    Prunable parameters are named ``<layer>.conv.weight`` (its output is the compared layer
+    ``<layer>``, after BN+ReLU) or ``fc.weight`` (the logits, ``out``). Tables name layers
+    the compared way everywhere; the parameter name is kept in a column of its own.
+    """
+    module = parameter.split(".", 1)[0]
+    layer = "out" if module == _OUTPUT_MODULE else module
+    names = {name for name, _ in compared_layers(model_name)}
+    if layer not in names:
+        raise KeyError(
+            f"parameter {parameter!r} belongs to no compared layer of {model_name} "
+            f"({', '.join(sorted(names))}); is the mask from another model?"
+        )
+    return layer

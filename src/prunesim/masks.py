@@ -29,9 +29,13 @@ from prunesim.atomic import atomic_path
 from prunesim.errors import CorruptFileError, rebuild_hint
 
 #: Columns of the tidy table written to ``tables/masks.csv``.
-MASK_TABLE_COLUMNS = ["experiment", "iteration", "density", "layer", "run_a", "run_b", "jaccard"]
+#: ``parameter`` is the mask's parameter name (``conv1.conv.weight``); ``prunesim.tables``
+#: adds the compared layer's name and the model and dataset.
+MASK_TABLE_COLUMNS = [
+    "experiment", "iteration", "density", "parameter", "run_a", "run_b", "jaccard",
+]  # fmt: skip
 
-#: Name of the row that pools every prunable weight of the network.
+#: Name (parameter and layer) of the row that pools every prunable weight of the network.
 ALL_LAYERS = "all"
 
 
@@ -94,7 +98,7 @@ def mask_overlap_table(masks, experiment: str):
 
     ``masks`` maps ``(run, iteration)`` to either a ``{layer: bool array}`` dict or a path to a
     ``mask.npz``. Returns a ``pandas.DataFrame`` with :data:`MASK_TABLE_COLUMNS`, one row per
-    (iteration, unordered run pair ``run_a < run_b``, layer), the pooled row ``layer == "all"``
+    (iteration, unordered run pair ``run_a < run_b``, parameter), the pooled row ``"all"``
     last for each pair. ``density`` is the alive fraction of that layer (of all prunable
     weights for ``all``) averaged over the two runs; under global pruning the two runs' overall
     densities are equal, per-layer densities need not be.
@@ -119,9 +123,9 @@ def mask_overlap_table(masks, experiment: str):
                 )
             pairs = [(name, ma[name], mb[name]) for name in ma]
             pairs.append((ALL_LAYERS, _flat(ma), _flat(mb)))
-            for layer, a, b in pairs:
+            for name, a, b in pairs:
                 dens = (np.mean(a) + np.mean(b)) / 2 if np.size(a) else 1.0
                 rows.append(
-                    (experiment, iteration, float(dens), layer, run_a, run_b, jaccard(a, b))
+                    (experiment, iteration, float(dens), name, run_a, run_b, jaccard(a, b))
                 )
     return pd.DataFrame(rows, columns=MASK_TABLE_COLUMNS)

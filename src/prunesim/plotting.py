@@ -767,7 +767,7 @@ def plot_mask_overlap(
     table order, then all prunable weights together and the overlap two random masks of
     the same density would have (chance level). Columns name the iteration and the
     proportion of prunable weights remaining (masks cover prunable weights only).
-    ``subject`` ('<model> on <dataset>') titles the figure; the masks table has no model.
+    ``subject`` ('<model> on <dataset>', from the table by default) titles the figure.
     """
     df = read_table(masks)
     subject = subject or (_subject(df) if "model" in df else _first(df, "experiment"))

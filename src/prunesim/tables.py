@@ -4,17 +4,22 @@ The ``aggregate`` rule calls :func:`build_tables`. Inputs are the similarity job
 files and every network's ``metrics.json`` (never a checkpoint: this module is torch-free).
 Columns are those of ``docs/architecture.md`` ("Tables and figures"):
 
-- ``similarity.csv``: model, dataset, run, iteration, density, density_all_params, layer,
-  layer_index, layer_kind, metric, value, note, layer_b, base_metric (+ ci_low, ci_high when
-  any job recorded them). ``metric`` is the config's name, ``base_metric`` the built-in it
-  computes (the same, or a variant's ``metric``). ``layer`` is the pruned network's layer,
-  ``layer_b`` the dense network's.
+Every table starts with ``experiment, model, dataset``, names layers the compared way
+(``conv1``, ``out``: ``prunesim.layers``) and numbers networks by ``run`` and ``iteration``:
+the dense network is ``run`` :data:`DENSE_RUN` (0), ``iteration`` 0; IMP runs count from 1.
+
+- ``similarity.csv``: experiment, model, dataset, run, iteration, density,
+  density_all_params, layer, layer_index, layer_kind, metric, value, note, layer_b,
+  base_metric (+ ci_low, ci_high when any job recorded them). ``metric`` is the config's
+  name, ``base_metric`` the built-in it computes (the same, or a variant's ``metric``).
+  ``layer`` is the pruned network's layer, ``layer_b`` the dense network's.
   A value the metric could not define (e.g. a layer that is entirely zero) is kept as an
   empty cell with the job's ``note`` saying why: an explained gap, never a dropped row.
-- ``accuracy.csv``: model, dataset, run, iteration, density, density_all_params,
-  test_accuracy; the dense network is iteration 0 with an empty run.
-- ``masks.csv``: experiment, iteration, density, layer, run_a, run_b, jaccard (built by
-  ``prunesim.masks``; written here so all three tables share one atomic writer).
+- ``accuracy.csv``: experiment, model, dataset, run, iteration, density, density_all_params,
+  test_accuracy.
+- ``masks.csv``: experiment, model, dataset, iteration, density, layer, parameter, run_a,
+  run_b, jaccard (overlap computed by ``prunesim.masks``; ``layer`` is the compared layer the
+  masked ``parameter`` produces, ``all`` pools every prunable weight).
 
 ``density`` is the fraction of prunable weights that are nonzero; ``density_all_params`` the
 fraction of all learnable parameters (BN and biases included) that remain, the paper's x-axis
@@ -36,17 +41,26 @@ import pandas as pd
 
 from prunesim.atomic import atomic_path
 from prunesim.errors import CorruptFileError, PrunesimError, rebuild_hint
-from prunesim.layers import compared_layers
+from prunesim.layers import compared_layers, layer_of_parameter
+from prunesim.masks import ALL_LAYERS
+
+#: ``run`` of the dense network in every table: it is every run's parent, and IMP runs are
+#: numbered from 1, so 0 names it without an empty cell.
+DENSE_RUN = 0
 
 SIMILARITY_COLUMNS = [
-    "model", "dataset", "run", "iteration", "density", "density_all_params", "layer", "layer_index",
-    "layer_kind", "metric", "value", "note", "layer_b", "base_metric",
+    "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
+    "layer", "layer_index", "layer_kind", "metric", "value", "note", "layer_b", "base_metric",
 ]  # fmt: skip
 OPTIONAL_SIMILARITY_COLUMNS = ["ci_low", "ci_high"]
 ACCURACY_COLUMNS = [
-    "model", "dataset", "run", "iteration", "density", "density_all_params", "test_accuracy",
+    "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
+    "test_accuracy",
 ]  # fmt: skip
-MASK_COLUMNS = ["experiment", "iteration", "density", "layer", "run_a", "run_b", "jaccard"]
+MASK_COLUMNS = [
+    "experiment", "model", "dataset", "iteration", "density", "layer", "parameter", "run_a",
+    "run_b", "jaccard",
+]  # fmt: skip
 INTRINSIC_DIMENSION_COLUMNS = [
     "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
     "layer", "layer_index", "layer_kind", "intrinsic_dimension", "fit_r", "n_used", "n_dropped",
@@ -106,10 +120,11 @@ def _finite_or_none(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _network_key(run, iteration) -> tuple[int | None, int]:
-    """Dense is iteration 0 for every run: key it as (None, 0)."""
+def _network_key(run, iteration) -> tuple[int, int]:
+    """``(run, iteration)``; the dense network (iteration 0, every run's parent) is
+    ``(DENSE_RUN, 0)`` whatever run its file names (``metrics.json`` says null)."""
     iteration = int(iteration)
-    return (None if iteration == 0 or run is None else int(run), iteration)
+    return (DENSE_RUN if iteration == 0 or run is None else int(run), iteration)
 
 
 def _layer_places(model: str) -> dict[str, tuple[int, str]]:
@@ -144,10 +159,13 @@ def read_network_metrics(paths: Iterable[str | os.PathLike]) -> list[dict]:
     return records
 
 
-def accuracy_table(network_metrics: Iterable[Mapping], model: str, dataset: str) -> pd.DataFrame:
-    """One row per network: dense first (iteration 0, empty run), then by run and iteration."""
+def accuracy_table(
+    network_metrics: Iterable[Mapping], experiment: str, model: str, dataset: str
+) -> pd.DataFrame:
+    """One row per network: dense first (run 0, iteration 0), then by run and iteration."""
     rows = [
         {
+            "experiment": experiment,
             "model": model,
             "dataset": dataset,
             "run": _network_key(rec.get("run"), rec["iteration"])[0],
@@ -159,21 +177,21 @@ def accuracy_table(network_metrics: Iterable[Mapping], model: str, dataset: str)
         for rec in network_metrics
     ]
     table = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
-    table["run"] = table["run"].astype("Int64")
+    table["run"] = table["run"].astype("int64")
     table["iteration"] = table["iteration"].astype("int64")
     table["density"] = table["density"].astype("float64")
     table["density_all_params"] = table["density_all_params"].astype("float64")
     table["test_accuracy"] = table["test_accuracy"].astype("float64")
-    # dense first (empty run), then run by run in IMP order
-    return table.sort_values(["run", "iteration"], na_position="first").reset_index(drop=True)
+    # dense first (run 0), then run by run in IMP order
+    return table.sort_values(["run", "iteration"]).reset_index(drop=True)
 
 
 def similarity_table(
     similarity_paths: Iterable[str | os.PathLike],
     network_metrics: Iterable[Mapping],
+    experiment: str,
     model: str,
     dataset: str,
-    experiment: str | None = None,
 ) -> pd.DataFrame:
     """One row per similarity job, with the pruned network's density and the layer's place.
 
@@ -184,7 +202,7 @@ def similarity_table(
     densities = _densities(network_metrics)
     rows, seen, has_ci = [], {}, False
     for path, rec in _similarity_records(similarity_paths):
-        if experiment is not None and rec.get("experiment") not in (None, experiment):
+        if rec.get("experiment") not in (None, experiment):
             raise PrunesimError(
                 f"similarity file {path} belongs to experiment {rec['experiment']!r}, not "
                 f"{experiment!r}; check the aggregate rule's inputs."
@@ -214,6 +232,7 @@ def similarity_table(
             notes.append(f"no metrics.json for run {run} iteration {iteration}: density unknown")
         index, kind = layers[rec["layer_a"]]
         row = {
+            "experiment": experiment,
             "model": model,
             "dataset": dataset,
             "run": run,
@@ -246,6 +265,7 @@ def similarity_table(
     for col in (*floats, *(OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])):
         table[col] = table[col].astype("float64")
     for col in (
+        "experiment",
         "model",
         "dataset",
         "layer",
@@ -259,21 +279,28 @@ def similarity_table(
     return table
 
 
-def mask_table(mask_overlap: pd.DataFrame | None) -> pd.DataFrame:
-    """Check and sort the mask-overlap table from ``prunesim.masks``; None gives no rows."""
+def mask_table(mask_overlap: pd.DataFrame | None, model: str, dataset: str) -> pd.DataFrame:
+    """The mask-overlap table of ``prunesim.masks`` with the tables' identifiers: model,
+    dataset and the compared ``layer`` of each masked parameter; None gives no rows."""
     if mask_overlap is None:
         return pd.DataFrame(columns=MASK_COLUMNS)
-    missing = [col for col in MASK_COLUMNS if col not in mask_overlap.columns]
+    needed = [col for col in MASK_COLUMNS if col not in ("model", "dataset", "layer")]
+    missing = [col for col in needed if col not in mask_overlap.columns]
     if missing:
         raise PrunesimError(
             f"mask-overlap table lacks column(s) {', '.join(missing)}; expected "
-            f"{', '.join(MASK_COLUMNS)}."
+            f"{', '.join(needed)}."
         )
-    # keep the layer order the overlap table gives (forward order), with "all" last
-    order = {name: i for i, name in enumerate(dict.fromkeys(mask_overlap["layer"]))}
-    order["all"] = len(order)
-    table = mask_overlap[MASK_COLUMNS].copy()
-    table["_order"] = table["layer"].map(order)
+    names = list(dict.fromkeys(mask_overlap["parameter"]))
+    layers = {name: layer_of_parameter(model, name) for name in names if name != ALL_LAYERS}
+    layers[ALL_LAYERS] = ALL_LAYERS
+    # keep the order the overlap table gives (forward order), with "all" last
+    order = {name: i for i, name in enumerate(n for n in names if n != ALL_LAYERS)}
+    order[ALL_LAYERS] = len(order)
+    table = mask_overlap.assign(
+        model=model, dataset=dataset, layer=mask_overlap["parameter"].map(layers)
+    )
+    table["_order"] = table["parameter"].map(order)
     table = table.sort_values(["iteration", "_order", "run_a", "run_b"], kind="stable")
     return table[MASK_COLUMNS].reset_index(drop=True)
 
@@ -302,8 +329,8 @@ def intrinsic_dimension_table(
     """One row per (network, layer): the TwoNN ID of the layer's probe-set representation.
 
     ``id_paths`` are the ``intrinsic_dimension`` jobs' JSON files (``{"run", "iteration",
-    "records": [...]}``, dense = iteration 0 with run null). An undefined ID is an empty cell
-    with the job's note, as in ``similarity.csv``.
+    "records": [...]}``, dense = iteration 0 with run null, run 0 in the table). An
+    undefined ID is an empty cell with the job's note, as in ``similarity.csv``.
     """
     layers = _layer_places(model)
     densities = _densities(network_metrics)
@@ -331,12 +358,11 @@ def intrinsic_dimension_table(
                 }
             )  # fmt: skip
     table = pd.DataFrame(rows, columns=INTRINSIC_DIMENSION_COLUMNS)
-    table["run"] = table["run"].astype("Int64")
-    for col in ("iteration", "layer_index", "n_used", "n_dropped"):
+    for col in ("run", "iteration", "layer_index", "n_used", "n_dropped"):
         table[col] = table[col].astype("int64")
     for col in ("density", "density_all_params", "intrinsic_dimension", "fit_r"):
         table[col] = table[col].astype("float64")
-    table = table.sort_values(["run", "iteration", "layer_index"], na_position="first")
+    table = table.sort_values(["run", "iteration", "layer_index"])
     return table.reset_index(drop=True)
 
 
@@ -370,9 +396,9 @@ def build_tables(
                 f"a network metrics file of experiment {rec['experiment']!r} was passed to "
                 f"the aggregate job of {experiment!r}; check the aggregate rule's inputs."
             )
-    similarity = similarity_table(similarity_paths, networks, model, dataset, experiment)
-    accuracy = accuracy_table(networks, model, dataset)
-    masks = mask_table(mask_overlap)
+    similarity = similarity_table(similarity_paths, networks, experiment, model, dataset)
+    accuracy = accuracy_table(networks, experiment, model, dataset)
+    masks = mask_table(mask_overlap, model, dataset)
     write_csv(similarity, out_similarity)
     write_csv(accuracy, out_accuracy)
     if out_masks is not None:
