@@ -1,10 +1,13 @@
 # Config validation, wildcard constraints and input functions shared by all rules.
+import json
+import os
 import sys
 from pathlib import Path
 
 # The library is imported from the checkout itself, so no PYTHONPATH or install is needed
 # (conda envs clear PYTHONPATH; see envs/*.yaml).
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+LIBRARY_SOURCE = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, LIBRARY_SOURCE)
 
 from prunesim.config import (
     check_gpu_requirement,
@@ -14,6 +17,7 @@ from prunesim.config import (
     validate_config,
 )
 from prunesim.metrics import METRICS as METRIC_REGISTRY
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 validate_config(config)
 
@@ -185,6 +189,54 @@ def layer_pairs(experiment, metric, iteration):
 def get_cross_layer_iteration(wildcards):
     """The last IMP iteration with cross-layer pairs: the heatmap shows it."""
     return max(EXPERIMENTS[wildcards.experiment]["cross_layer"]["iterations"])
+
+
+def _job_python():
+    """Interpreter of `shell:` jobs: the env's under --use-conda, else Snakemake's own.
+
+    Snakemake's `script:` makes the same choice; a bare `python` could be another
+    interpreter when snakemake runs as `.venv/bin/snakemake` without activating the venv.
+    """
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"
+    return sys.executable
+
+
+def job_environment():
+    """Tell `shell:` jobs where the library and interpreter are, through the environment.
+
+    Set in every Snakemake process, the cluster's job processes included (they read this
+    file again). Not params: a moved checkout or --use-conda must not rerun finished jobs.
+    """
+    # set, not read: the workflow defines them, so `envvars:` (which asserts them) does not fit
+    os.environ.update(PRUNESIM_SRC=LIBRARY_SOURCE, PRUNESIM_PYTHON=_job_python())
+
+
+job_environment()
+
+
+def similarity_job_spec(metric):
+    """Params: one similarity job as the JSON that `python -m prunesim.similarity_job` reads.
+
+    Only this metric's config slice goes in (sorted keys), so its changes rerun its jobs only.
+    """
+    settings = config_slice(f"metrics/{metric}", drop=("metric",))
+    pairs = get_layer_pairs(metric)
+
+    def spec(wildcards):
+        job = {
+            "experiment": wildcards.experiment,
+            "run": int(wildcards.run),
+            "iteration": int(wildcards.iteration),
+            "metric": metric,
+            "base_metric": METRIC_BASE[metric],
+            "settings": settings(wildcards),
+            "pairs": pairs(wildcards),
+            "single": "layer_a" in wildcards.keys(),
+        }
+        return json.dumps(job, sort_keys=True)
+
+    return spec
 
 
 def get_layer_pairs(metric):

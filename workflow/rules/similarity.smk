@@ -3,6 +3,12 @@
 # layer pairs in one job, for the full study's scale). Each rule sees only its own metric's
 # settings and declares its implementation module as input, so editing one metric reruns
 # only that metric. A variant (`name: {metric: base, ...}`) is a rule of its own.
+# A `shell:` rule calling `python -m prunesim.similarity_job`, not a `script:`: a job then
+# starts at the interpreter's cost, without Snakemake's preamble (issue #13). Its settings
+# reach it as one JSON argument rendered from params (`similarity_job_spec`), so a changed
+# setting still reruns exactly that metric's jobs. The interpreter and library path come
+# from the environment (`job_environment` in common.smk), outside params and the command's
+# text, so a moved checkout or --use-conda reruns nothing.
 
 for metric_name in METRICS:
 
@@ -26,9 +32,8 @@ for metric_name in METRICS:
             mem_mb=4000,
             runtime=30,
         params:
-            metric=metric_name,
-            base_metric=METRIC_BASE[metric_name],
-            pairs=get_layer_pairs(metric_name),
-            settings=config_slice(f"metrics/{metric_name}", drop=("metric",)),
-        script:
-            "../scripts/similarity.py"
+            job=similarity_job_spec(metric_name),
+        shell:
+            'PYTHONPATH="$PRUNESIM_SRC" "$PRUNESIM_PYTHON" -m prunesim.similarity_job'
+            " --pruned {input.pruned:q} --dense {input.dense:q} --out {output:q}"
+            " --log {log:q} --threads {threads} --job {params.job:q}"
