@@ -91,9 +91,11 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 ${ACCT}
 JobCompType=jobcomp/none
-# finished jobs stay visible to squeue (and to sacct without slurmdbd) for 10 min;
-# the executor plugin only trusts squeue if MinJobAge >= 3*init-seconds-before-status-checks
-MinJobAge=600
+# finished jobs stay visible to squeue (and to sacct without slurmdbd) for 1 h: longer than
+# a whole test run, so tests/test_slurm.py can still list its first jobs at the end (with
+# 10 min, the first training jobs of a 17-minute run had vanished). The executor plugin only
+# trusts squeue if MinJobAge >= 3*init-seconds-before-status-checks.
+MinJobAge=3600
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
