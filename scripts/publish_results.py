@@ -1,0 +1,102 @@
+"""Copy a finished study's tables and figures into the repository, with what it cost.
+
+Activations and checkpoints stay where they are (they are large and rebuilt by the
+workflow); what a reader needs to see the results is small:
+
+    python scripts/publish_results.py --workdir /path/to/run --out docs/results/cifar10_cpu
+
+copies, per experiment, ``results/<experiment>/tables/*.csv`` and
+``results/<experiment>/figures/*.png`` to ``OUT/<experiment>/``, the cross-experiment
+figures (``results/figures/*.png``) to ``OUT/``, and writes ``OUT/job_times.csv``: jobs,
+summed wall and CPU seconds per rule, from Snakemake's ``benchmark:`` files. It refuses to
+publish a study whose tables are missing (an unfinished run) instead of copying a part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+TABLES = ("similarity.csv", "accuracy.csv", "masks.csv", "paper_comparison.csv")
+
+
+def experiments(workdir: Path) -> list[str]:
+    """Experiments with a tables folder under ``workdir/results``."""
+    return sorted(p.parent.name for p in (workdir / "results").glob("*/tables"))
+
+
+def missing_tables(workdir: Path, names: list[str]) -> list[str]:
+    """Tables a finished study has and this one lacks (relative paths)."""
+    return [
+        f"results/{name}/tables/{table}"
+        for name in names
+        for table in TABLES
+        if not (workdir / "results" / name / "tables" / table).is_file()
+    ]
+
+
+def copy_files(sources: list[Path], dest: Path) -> int:
+    dest.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        shutil.copy2(source, dest / source.name)
+    return len(sources)
+
+
+def job_times(benchmark_dirs: list[Path]) -> list[dict]:
+    """Per rule: jobs, summed wall seconds (``s``) and CPU seconds (``cpu_time``)."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    for root in benchmark_dirs:
+        for tsv in root.rglob("*.tsv"):
+            rule = tsv.relative_to(root).parts[0]
+            with tsv.open() as fh:
+                for row in csv.DictReader(fh, delimiter="\t"):
+                    totals[rule][0] += 1
+                    totals[rule][1] += float(row["s"])
+                    totals[rule][2] += float(row.get("cpu_time") or 0.0)
+    return [
+        {"rule": rule, "jobs": n, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+        for rule, (n, wall, cpu) in sorted(totals.items())
+    ]
+
+
+def write_job_times(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["rule", "jobs", "wall_s", "cpu_s"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, required=True, help="the run's directory")
+    parser.add_argument("--out", type=Path, required=True, help="e.g. docs/results/cifar10_cpu")
+    args = parser.parse_args(argv)
+    names = experiments(args.workdir)
+    if not names:
+        sys.exit(f"no results/<experiment>/tables under {args.workdir}; is it a run's directory?")
+    missing = missing_tables(args.workdir, names)
+    if missing:
+        sys.exit(
+            "the study has not finished (missing: " + ", ".join(missing) + "); rerun its "
+            "snakemake command until it completes, then publish"
+        )
+    results = args.workdir / "results"
+    for name in names:
+        n_tables = copy_files(sorted((results / name / "tables").glob("*.csv")), args.out / name)
+        n_figures = copy_files(sorted((results / name / "figures").glob("*.png")), args.out / name)
+        print(f"{name}: {n_tables} tables, {n_figures} figures -> {args.out / name}")
+    copy_files(sorted((results / "figures").glob("*.png")), args.out)
+    benchmarks = [p for p in (args.workdir / "benchmarks", args.workdir / "logs") if p.is_dir()]
+    rows = job_times(benchmarks)
+    write_job_times(rows, args.out / "job_times.csv")
+    total = sum(row["wall_s"] for row in rows)
+    print(f"job_times.csv: {len(rows)} rules, {total / 3600:.2f} h of job wall time in all")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""scripts/publish_results.py: copies a finished study's tables and PNGs, sums job times,
+and refuses an unfinished one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "publish_results.py"
+TABLES = ("similarity.csv", "accuracy.csv", "masks.csv", "paper_comparison.csv")
+BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def fake_run(root: Path, experiments=("a", "b")) -> Path:
+    for name in experiments:
+        tables, figures = root / "results" / name / "tables", root / "results" / name / "figures"
+        tables.mkdir(parents=True)
+        figures.mkdir(parents=True)
+        for table in TABLES:
+            (tables / table).write_text(f"x\n{name}\n")
+        (figures / "layerwise.png").write_bytes(b"png")
+        (figures / "layerwise.svg").write_text("<svg/>")  # not published: PNG copies only
+    (root / "results" / "figures").mkdir()
+    (root / "results" / "figures" / "accuracy_all.png").write_bytes(b"png")
+    jobs = {"train_dense": [(100.0, 190.0), (50.5, 99.0)], "aggregate": [(2, 1)]}
+    for rule, rows in jobs.items():
+        for i, (wall, cpu) in enumerate(rows):
+            tsv = root / "benchmarks" / rule / "x" / f"{i}.tsv"
+            tsv.parent.mkdir(parents=True, exist_ok=True)
+            tsv.write_text(BENCH_HEADER + f"{wall}\t0:00:00\t1\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+    return root
+
+
+def publish(workdir: Path, out: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(SCRIPT), "--workdir", str(workdir), "--out", str(out)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_publishes_tables_pngs_and_job_times(tmp_path):
+    run = fake_run(tmp_path / "run")
+    out = tmp_path / "docs"
+    proc = publish(run, out)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("a", "b"):
+        assert sorted(p.name for p in (out / name).iterdir()) == sorted([*TABLES, "layerwise.png"])
+        assert (out / name / "accuracy.csv").read_text() == f"x\n{name}\n"
+    assert (out / "accuracy_all.png").read_bytes() == b"png"
+    times = pd.read_csv(out / "job_times.csv")
+    assert times.to_dict("records") == [
+        {"rule": "aggregate", "jobs": 1, "wall_s": 2.0, "cpu_s": 1.0},
+        {"rule": "train_dense", "jobs": 2, "wall_s": 150.5, "cpu_s": 289.0},
+    ]
+
+
+def test_refuses_an_unfinished_study(tmp_path):
+    run = fake_run(tmp_path / "run")
+    (run / "results" / "b" / "tables" / "paper_comparison.csv").unlink()
+    proc = publish(run, tmp_path / "docs")
+    assert proc.returncode != 0
+    assert "has not finished" in proc.stderr
+    assert "results/b/tables/paper_comparison.csv" in proc.stderr
+    assert not (tmp_path / "docs").exists(), "an unfinished study was partly published"
