@@ -8,8 +8,10 @@ workflow); what a reader needs to see the results is small:
 copies, per experiment, ``results/<experiment>/tables/*.csv`` and
 ``results/<experiment>/figures/*.png`` to ``OUT/<experiment>/``, the cross-experiment
 figures (``results/figures/*.png``) to ``OUT/``, and writes ``OUT/job_times.csv``: jobs,
-summed wall and CPU seconds per rule, from Snakemake's ``benchmark:`` files. It refuses to
-publish a study whose tables are missing (an unfinished run) instead of copying a part.
+summed wall and CPU seconds per rule, from Snakemake's ``benchmark:`` files, and
+``OUT/summary.md``: test accuracy per IMP iteration and the comparison with the paper as
+Markdown tables, ready to quote in the README. It refuses to publish a study whose tables
+are missing (an unfinished run) instead of copying a part.
 """
 
 from __future__ import annotations
@@ -70,6 +72,51 @@ def write_job_times(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def markdown_cell(value) -> str:
+    """One table cell: ``|`` escaped and line breaks flattened, so the table stays intact."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(markdown_cell(x) for x in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def accuracy_summary(path: Path) -> str:
+    """Mean (min-max over runs) test accuracy and density of all parameters per iteration."""
+    import pandas as pd  # lazily: the copying above needs only the standard library
+
+    table = pd.read_csv(path)
+    rows = []
+    for iteration, group in table.groupby("iteration", sort=True):
+        acc = group["test_accuracy"] * 100
+        spread = f" ({acc.min():.1f}-{acc.max():.1f})" if len(acc) > 1 else ""
+        density = group["density_all_params"].mean() * 100
+        rows.append([iteration, f"{density:.1f} %", f"{acc.mean():.2f} %{spread}", len(acc)])
+    return markdown_table(["IMP iteration", "parameters left", "test accuracy", "networks"], rows)
+
+
+def comparison_summary(path: Path) -> str:
+    import pandas as pd
+
+    table = pd.read_csv(path, keep_default_na=False)
+    columns = ["claim", "figure", "paper_value", "measured_value", "status", "reason"]
+    return markdown_table(columns, table[columns].to_numpy().tolist())
+
+
+def write_summary(results: Path, names: list[str], path: Path) -> None:
+    parts = []
+    for name in names:
+        tables = results / name / "tables"
+        parts += [f"## {name}", "", "### Test accuracy", ""]
+        parts += [accuracy_summary(tables / "accuracy.csv"), ""]
+        parts += ["### Against the paper (`paper_comparison.csv`)", ""]
+        parts += [comparison_summary(tables / "paper_comparison.csv"), ""]
+    path.write_text("\n".join(parts))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, required=True, help="the run's directory")
@@ -93,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     benchmarks = [p for p in (args.workdir / "benchmarks", args.workdir / "logs") if p.is_dir()]
     rows = job_times(benchmarks)
     write_job_times(rows, args.out / "job_times.csv")
+    write_summary(results, names, args.out / "summary.md")
     total = sum(row["wall_s"] for row in rows)
     print(f"job_times.csv: {len(rows)} rules, {total / 3600:.2f} h of job wall time in all")
     return 0

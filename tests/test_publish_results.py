@@ -21,6 +21,15 @@ def fake_run(root: Path, experiments=("a", "b")) -> Path:
         figures.mkdir(parents=True)
         for table in TABLES:
             (tables / table).write_text(f"x\n{name}\n")
+        (tables / "accuracy.csv").write_text(
+            "experiment,run,iteration,density_all_params,test_accuracy\n"
+            f"{name},0,0,1.0,0.9\n{name},1,1,0.8,0.91\n{name},2,1,0.8,0.93\n"
+        )
+        (tables / "paper_comparison.csv").write_text(
+            "claim,figure,description,scope,paper_value,measured_value,status,reason\n"
+            "cka_floor,Fig. 6,CKA,all,>= 0.75,0.8,holds,\n"
+            "cos,Fig. 8,cosine,last,[0.80 | 0.97],0.5,differs,narrower net\n"
+        )
         (figures / "layerwise.png").write_bytes(b"png")
         (figures / "layerwise.svg").write_text("<svg/>")  # not published: PNG copies only
     (root / "results" / "figures").mkdir()
@@ -46,8 +55,13 @@ def test_publishes_tables_pngs_and_job_times(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("a", "b"):
         assert sorted(p.name for p in (out / name).iterdir()) == sorted([*TABLES, "layerwise.png"])
-        assert (out / name / "accuracy.csv").read_text() == f"x\n{name}\n"
+        assert (out / name / "masks.csv").read_text() == f"x\n{name}\n"
     assert (out / "accuracy_all.png").read_bytes() == b"png"
+    summary = (out / "summary.md").read_text()
+    assert "| 0 | 100.0 % | 90.00 % | 1 |" in summary
+    assert "| 1 | 80.0 % | 92.00 % (91.0-93.0) | 2 |" in summary
+    assert "| cos | Fig. 8 | [0.80 \\| 0.97] | 0.5 | differs | narrower net |" in summary
+    assert summary.count("## ") == 2 + 2 * 2  # per experiment: its heading and two tables
     times = pd.read_csv(out / "job_times.csv")
     assert times.to_dict("records") == [
         {"rule": "aggregate", "jobs": 1, "wall_s": 2.0, "cpu_s": 1.0},
