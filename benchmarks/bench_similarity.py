@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import pickle
+import resource
 import statistics
 import subprocess
 import sys
@@ -123,11 +124,28 @@ def job_spec(metric: str, layer: str) -> dict:
     }  # fmt: skip
 
 
-def new_job_command(pruned, dense, out, metric, layer) -> list[str]:
-    """What the similarity rule's shell: runs (PYTHONPATH is set by run_child)."""
+def new_job_command(pruned, dense, out, metric, layer, stats=None) -> list[str]:
+    """What the similarity rule's shell: runs (PYTHONPATH is set by run_child).
+
+    ``stats``: (pair statistics file, dense layer statistics file) the job reads, if any.
+    """
     spec = json.dumps(job_spec(metric, layer))
-    return [sys.executable, "-m", "prunesim.similarity_job", "--pruned", pruned, "--dense",
-            dense, "--out", str(out), "--log", f"{out}.log", "--job", spec]  # fmt: skip
+    cmd = [sys.executable, "-m", "prunesim.similarity_job", "--pruned", pruned, "--dense",
+           dense, "--out", str(out), "--log", f"{out}.log", "--job", spec]  # fmt: skip
+    return cmd + (["--stats", stats[0], "--dense-stats", stats[1]] if stats else [])
+
+
+def stats_commands(folder: Path, pruned, dense, layers, reshape) -> tuple[list, list, tuple]:
+    """The dense_stats and pair_stats jobs of one reshape: (dense cmd, pair cmd, files)."""
+    dense_out, pair_out = folder / reshape / "dense.npz", folder / reshape / "run1_iter1.npz"
+    base = [sys.executable, "-m", "prunesim.similarity_stats"]
+    common = ["--reshape", reshape, "--log", f"{pair_out}.log"]
+    dense_cmd = [*base, "dense", "--acts", dense, "--layers", json.dumps(layers),
+                 "--out", str(dense_out), *common]  # fmt: skip
+    pairs = json.dumps([[layer, layer] for layer in layers])
+    pair_cmd = [*base, "pair", "--pruned", pruned, "--dense", dense, "--pairs", pairs,
+                "--dense-stats", str(dense_out), "--out", str(pair_out), *common]  # fmt: skip
+    return dense_cmd, pair_cmd, (str(pair_out), str(dense_out))
 
 
 def old_job_script(folder: Path, pruned, dense, out, metric, layer) -> list[str]:
@@ -163,8 +181,11 @@ def old_job_script(folder: Path, pruned, dense, out, metric, layer) -> list[str]
     return [sys.executable, str(script)]
 
 
-def run_child(cmd: list[str], pycache: Path) -> float:
-    """Wall time of one child process, started as a Snakemake job starts (fresh interpreter).
+def run_child(cmd: list[str], pycache: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one child process, started as a Snakemake job starts.
+
+    CPU time (user + system of the child) is what a loaded machine distorts least: on a
+    shared 2-core machine the wall time also counts the other processes' turns.
 
     Bytecode is cached (in ``pycache``, not in the checkout) as in a normal installation:
     with PYTHONDONTWRITEBYTECODE every job would compile the library again (~70 ms).
@@ -173,12 +194,13 @@ def run_child(cmd: list[str], pycache: Path) -> float:
            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "PYTHONPYCACHEPREFIX": str(pycache)}  # fmt: skip
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    start = time.perf_counter()
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - start
+    elapsed, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{proc.stderr[-2000:]}")
-    return elapsed
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed, cpu
 
 
 def bench_job(args) -> None:
@@ -204,14 +226,120 @@ def bench_job(args) -> None:
             for _ in range(args.repeats):  # interleaved, so load changes hit all three alike
                 for key, cmd in cmds.items():
                     times[key].append(run_child(cmd, folder / "pycache"))
-            rows.append((metric, *(statistics.median(times[k]) for k in cmds)))
-        print(f"{'metric':10s} {'import numpy,h5py':>18s} {'new job':>9s} {'old job':>9s} "
-              f"{'new/import':>11s} {'old/new':>8s}")  # fmt: skip
-        for metric, imp, new, old in rows:
-            print(f"{metric:10s} {imp:17.3f}s {new:8.3f}s {old:8.3f}s {new / imp:11.2f} "
-                  f"{old / new:8.2f}")  # fmt: skip
-        worst = max(new / imp for _, imp, new, _ in rows)
-        print(f"\nRATIO new job / import numpy,h5py: worst {worst:.2f} (target <= 1.5)")
+            for i, kind in enumerate(("wall", "CPU")):
+                rows.append(
+                    (metric, kind, *(statistics.median(t[i] for t in times[k]) for k in cmds))
+                )
+        print(f"{'metric':10s} {'time':5s} {'import numpy,h5py':>18s} {'new job':>9s} "
+              f"{'old job':>9s} {'new/import':>11s} {'old/new':>8s}")  # fmt: skip
+        for metric, kind, imp, new, old in rows:
+            print(f"{metric:10s} {kind:5s} {imp:17.3f}s {new:8.3f}s {old:8.3f}s "
+                  f"{new / imp:11.2f} {old / new:8.2f}")  # fmt: skip
+        for kind in ("wall", "CPU"):
+            ratios = [new / imp for _, k, imp, new, _ in rows if k == kind]
+            print(
+                f"RATIO new job / import numpy,h5py ({kind}): "
+                f"median {statistics.median(ratios):.2f}, "
+                f"worst {max(ratios):.2f} (target <= 1.5)"
+            )
+
+
+def stage_jobs(folder: Path, pruned, dense, layers: list[str]):
+    """(old jobs, dense-side jobs, new per-network jobs): one per metric per pair, as in the
+    quickstart's config (defaults: CCA family on channels, CKA/NBS flattened, cosine on out)."""
+    old, dense_side, new = [], [], []
+    pairs = [(m, layer) for m in ALL_SIX for layer in layers if m != "cosine" or layer == "out"]
+    stats = {}
+    for reshape in ("channels", "flatten"):
+        dense_cmd, pair_cmd, stats[reshape] = stats_commands(folder, pruned, dense, layers, reshape)
+        dense_side.append(dense_cmd)
+        new.append(pair_cmd)
+    for metric, layer in pairs:
+        out = folder / f"{metric}_{layer}.json"
+        old.append(old_job_script(folder, pruned, dense, out, metric, layer))
+        reshape = DEFAULT_SETTINGS[metric]["reshape"]
+        new_out = folder / f"new_{metric}_{layer}.json"
+        new.append(new_job_command(pruned, dense, new_out, metric, layer, stats.get(reshape)))
+    return old, dense_side, new, pairs
+
+
+def stage_values(folder: Path, pairs, prefix: str) -> np.ndarray:
+    return np.array([json.loads((folder / f"{prefix}{m}_{layer}.json").read_text())["value"]
+                     for m, layer in pairs], dtype=float)  # fmt: skip
+
+
+def model_flops(shapes: dict, n: int) -> tuple[float, float]:
+    """(old, new) arithmetic of one network's stage by a flop model (for the extrapolation).
+
+    Old: every metric reads its pair again (moments n(p1 + p2)^2, Grams 2 n^2 p, NBS's
+    cross block 2 n p^2); new: one pass per pair and reshape without the dense side
+    (moments n(p^2 + p^2) for X^T X and X^T Y, Gram n^2 p).
+    """
+    old = new = 0.0
+    for shape in shapes.values():
+        c, hw = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        rows_ch, p_flat = n * hw, c * hw
+        old += 3 * rows_ch * (2 * c) ** 2  # mean CCA, SVCCA, PWCCA on channels
+        new += rows_ch * 2 * c * c
+        if n < 2 * p_flat:  # CKA and NBS flattened: Gram route
+            old += 2 * (2 * n * n * p_flat)
+            new += n * n * p_flat
+        else:  # moments (CKA) and the cross block (NBS)
+            old += n * (2 * p_flat) ** 2 + 2 * n * p_flat**2
+            new += 2 * n * p_flat**2
+    return old, new
+
+
+def run_all(cmds: list, pycache: Path) -> np.ndarray:
+    """[wall, CPU] seconds of running the jobs one after another."""
+    return np.sum([run_child(cmd, pycache) for cmd in cmds], axis=0)
+
+
+def bench_stage(args) -> None:
+    shapes = layer_shapes("vgg16_bn", args.width)
+    layers = list(shapes)[: args.layers] if args.layers else list(shapes)
+    if "out" not in layers:
+        layers.append("out")
+    shapes = {k: shapes[k] for k in layers}
+    with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
+        folder, pycache = Path(tmp), Path(tmp) / "pycache"
+        start = time.perf_counter()
+        pruned, dense = write_networks(folder, shapes, args.probe)
+        print(
+            f"VGG16_BN width {args.width}, probe {args.probe}, {len(layers)} layers, six "
+            f"metrics; synthetic activations written in {time.perf_counter() - start:.0f} s"
+        )
+        old, dense_side, new, pairs = stage_jobs(folder, pruned, dense, layers)
+        run_child([sys.executable, "-c", "import numpy, h5py"], pycache)  # warm bytecode
+        t_old = run_all(old, pycache)
+        t_dense = run_all(dense_side, pycache)
+        t_new = run_all(new, pycache)
+        diff = np.nanmax(
+            np.abs(stage_values(folder, pairs, "") - stage_values(folder, pairs, "new_"))
+        )
+        print(f"\n{'':44s} {'jobs':>5s} {'wall s':>8s} {'CPU s':>8s}")
+        for label, cmds, t in (
+            ("old: one script: job per metric per pair", old, t_old),
+            ("new: dense side (once per experiment)", dense_side, t_dense),
+            ("new: pair statistics + metric jobs", new, t_new),
+        ):
+            print(f"{label:44s} {len(cmds):5d} {t[0]:8.1f} {t[1]:8.1f}")
+        print(f"largest |old - new| over {len(pairs)} values: {diff:.2e}\n")
+        for i, kind in enumerate(("wall", "CPU")):
+            print(
+                f"RATIO old/new per pruned network, dense side shared ({kind}): "
+                f"{t_old[i] / t_new[i]:.2f} (target >= 3); dense side counted in full: "
+                f"{t_old[i] / (t_new[i] + t_dense[i]):.2f}"
+            )
+        full = layer_shapes("vgg16_bn", 1.0)
+        old_f, new_f = model_flops(full, args.probe)
+        old_q, new_q = model_flops(shapes, args.probe)
+        old_full, new_full = t_old[1] * old_f / old_q, t_new[1] * new_f / new_q
+        print(
+            f"EXTRAPOLATED (CPU s scaled by a flop model, not measured) width 1, probe "
+            f"{args.probe}: old {old_full / 60:.0f} min, new {new_full / 60:.0f} min of CPU "
+            f"per pruned network, ratio {old_full / new_full:.2f}"
+        )
 
 
 def main() -> None:
@@ -222,9 +350,16 @@ def main() -> None:
     job.add_argument("--probe", type=int, default=350)
     job.add_argument("--layer", default="conv5")
     job.add_argument("--metrics", nargs="+", default=ALL_SIX, choices=ALL_SIX)
+    stage = sub.add_parser("stage", help="one network's whole similarity stage")
+    stage.add_argument("--width", type=float, default=0.25)
+    stage.add_argument("--probe", type=int, default=5000)
+    stage.add_argument("--layers", type=int, default=0, help="first N layers (0 = all)")
+    stage.add_argument("--tmpdir", default=None, help="where the activations go (~2 x 1.5 GB)")
     args = parser.parse_args()
     if args.command == "job":
         bench_job(args)
+    else:
+        bench_stage(args)
 
 
 if __name__ == "__main__":

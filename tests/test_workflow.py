@@ -154,6 +154,37 @@ def test_changing_a_metric_variant_reruns_only_that_variant(tiny_copy, tmp_path)
     }
 
 
+def test_changing_a_metric_reshape_reuses_the_shared_statistics(tiny_copy, tmp_path):
+    """NBS on the channel reshape reads the statistics the CCA family already made."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["metrics"]["nbs"]["reshape"] = "channels"
+    edited = tmp_path / "reshape.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    assert planned_jobs(tiny_copy, edited) == {
+        "similarity_nbs": 18,
+        "aggregate": 2,
+        "compare_paper": 2,
+        "plot": 2,
+        "plot_accuracy_all": 1,
+        "plot_cross_layer": 1,
+        "all": 1,
+    }
+
+
+def test_statistics_are_planned_once_per_pair_and_dense_layer(tmp_path):
+    """One pass per network and reshape; the dense side once per experiment, not network."""
+    jobs = planned_jobs(tmp_path)
+    # dense: (tiny + tiny_filters) x (channels, flatten), every layer in one job
+    assert jobs["dense_stats"] == 2 * 2
+    # pruned: (2 runs of tiny + 1 of tiny_filters) x 2 iterations x 2 reshapes, each job
+    # every pair of its network (tiny's cross-layer pairs included)
+    assert jobs["pair_stats"] == 3 * 2 * 2
+    # one job per metric per pair, as before (cosine: the output layer only)
+    assert jobs["similarity_svcca"] == 18
+    assert jobs["similarity_cka"] == 18 + 2 * 6
+    assert jobs["similarity_cosine"] == 6
+
+
 @pytest.mark.parametrize(
     ("setting", "value", "rules"),
     [
@@ -236,13 +267,15 @@ def test_profiles_do_not_print_shell_commands(profile):
 
 
 def test_full_study_dry_run_is_small_and_fast(tmp_path):
-    """The paper's grid (~600 networks) plans in seconds: ~4,800 jobs, static DAG."""
+    """The paper's grid (~600 networks) plans in seconds: ~6,000 jobs, static DAG."""
     out = snakemake(tmp_path, "--dry-run", config=REPO / "config.yaml", timeout=300).stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
     assert counts["imp_iter"] == "600"  # (20 + 5 + 5) runs x 20 iterations
     assert counts["extract_acts"] == "603"
     assert counts["similarity_cka"] == "600"
-    assert int(counts["total"]) < 5000
+    assert counts["pair_stats"] == "1200"  # one per network and reshape
+    assert counts["dense_stats"] == "6"  # one per experiment and reshape
+    assert int(counts["total"]) < 6100
 
 
 def test_cpu_study_dry_run_plans(tmp_path):

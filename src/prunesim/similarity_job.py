@@ -13,6 +13,10 @@ params, so a changed metric setting still reruns exactly that metric's jobs::
      "base_metric": built-in it computes, "settings": that metric's config block,
      "pairs": [[pruned layer, dense layer], ...], "single": true for a per-pair job}
 
+With ``--stats`` (the pruned network's pair statistics, ``prunesim.similarity_stats``) and
+``--dense-stats`` (the dense network's) a metric reads those instead of the activations
+wherever they serve its route; the value is the same.
+
 Output: one JSON file, a record per pair (``single``) or ``{"records": [...]}``; the record
 format is docs/architecture.md's "Similarity job output".
 """
@@ -43,15 +47,37 @@ def parse_job(text: str) -> dict:
     return job
 
 
-def similarity_records(job: dict, pruned: str, dense: str, log) -> list[dict]:
-    """One record per [pruned layer, dense layer] pair of the job, streamed from HDF5."""
+def _stats_reader(stats: str | None, dense_stats: str | None):
+    """(name, settings, layer_a, layer_b) -> result from the shared statistics, or None."""
+    if stats is None:
+        return lambda *args: None
+    if dense_stats is None:
+        raise ValueError("--stats needs --dense-stats (the dense network's statistics)")
+    from prunesim.metrics._stats import read_pair, similarity_from_stats
+
+    def read(name, settings, layer_a, layer_b):
+        view = read_pair(stats, dense_stats, layer_a, layer_b)
+        return similarity_from_stats(name, view, settings)
+
+    return read
+
+
+def similarity_records(
+    job: dict, pruned: str, dense: str, log, stats=None, dense_stats=None
+) -> list[dict]:
+    """One record per [pruned layer, dense layer] pair of the job.
+
+    From the shared statistics where given and they serve the metric, else streamed from HDF5.
+    """
     from prunesim.metrics import similarity_from_hdf5
 
+    from_stats = _stats_reader(stats, dense_stats)
     records = []
     for layer_a, layer_b in job["pairs"]:
-        result = similarity_from_hdf5(
-            job["base_metric"], pruned, layer_a, dense, layer_b, job["settings"]
-        )
+        base, settings = job["base_metric"], job["settings"]
+        result = from_stats(base, settings, layer_a, layer_b)
+        if result is None:
+            result = similarity_from_hdf5(base, pruned, layer_a, dense, layer_b, settings)
         records.append(
             {
                 "experiment": job["experiment"],
@@ -77,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dense", required=True, help="activations of the dense network (.h5)")
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--job", required=True, help="the job as JSON (see the module docstring)")
+    parser.add_argument("--stats", default=None, help="the network's pair statistics (.npz)")
+    parser.add_argument("--dense-stats", default=None, help="the dense network's (.npz)")
     parser.add_argument("--log", default=None, help="log file (the rule's log:)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (the rule's)")
     return parser
@@ -94,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
         from prunesim.atomic import write_json
 
         job = parse_job(args.job)
-        records = similarity_records(job, args.pruned, args.dense, log)
+        records = similarity_records(
+            job, args.pruned, args.dense, log, args.stats, args.dense_stats
+        )
         write_json(args.out, records[0] if job.get("single") else {"records": records})
 
     run_job(context, job_main)

@@ -17,6 +17,7 @@ from prunesim.config import (
     validate_config,
 )
 from prunesim.metrics import METRICS as METRIC_REGISTRY
+from prunesim.metrics import uses_stats
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 validate_config(config)
@@ -53,6 +54,7 @@ wildcard_constraints:
     network=r"dense|run\d+_iter\d+",
     layer_a=r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*",
     layer_b=r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*",
+    reshape=r"channels|flatten",
 
 
 def _sorted(value):
@@ -237,6 +239,58 @@ def similarity_job_spec(metric):
         return json.dumps(job, sort_keys=True)
 
     return spec
+
+
+def metric_stats_reshape(metric):
+    """The reshape whose shared statistics a metric reads, or None (it reads activations)."""
+    base = METRIC_BASE[metric]
+    block = {k: v for k, v in config["metrics"][metric].items() if k != "metric"}
+    settings = {**METRIC_REGISTRY[base].default_settings, **block}
+    return settings["reshape"] if uses_stats(base, settings) else None
+
+
+def stats_output(path):
+    """Shared statistics are as big as activations: kept exactly when those are."""
+    return path if config["keep_activations"] else temp(path)
+
+
+def stats_pairs(experiment, reshape, iteration):
+    """Every pair some metric reads from this reshape's statistics, in first-seen order."""
+    pairs = []
+    for metric in METRICS:
+        if metric_stats_reshape(metric) == reshape:
+            pairs += [
+                p for p in layer_pairs(experiment, metric, iteration) if p not in pairs
+            ]
+    return pairs
+
+
+def get_stats_pairs(wildcards):
+    """Params of pair_stats: the network's pairs (JSON), one job and file per network."""
+    iteration = int(wildcards.iteration)
+    pairs = stats_pairs(wildcards.experiment, wildcards.reshape, iteration)
+    return json.dumps([list(p) for p in pairs])
+
+
+def get_stats_layers(wildcards):
+    """Params of dense_stats: every compared layer of the experiment (JSON)."""
+    return json.dumps(get_compared_layer_names(wildcards))
+
+
+def similarity_stats_inputs(metric):
+    """Input of a metric rule: its network's shared statistics (none if it reads activations)."""
+    reshape = metric_stats_reshape(metric)
+
+    def inputs(wildcards):
+        if reshape is None:
+            return {}
+        root = f"results/{wildcards.experiment}/similarity_stats/{reshape}"
+        return {
+            "stats": f"{root}/run{wildcards.run}_iter{wildcards.iteration}.npz",
+            "dense_stats": f"{root}/dense.npz",
+        }
+
+    return inputs
 
 
 def get_layer_pairs(metric):

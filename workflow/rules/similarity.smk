@@ -10,12 +10,21 @@
 # from the environment (`job_environment` in common.smk), outside params and the command's
 # text, so a moved checkout or --use-conda reruns nothing.
 
+SIMILARITY_SHELL = (
+    'PYTHONPATH="$PRUNESIM_SRC" "$PRUNESIM_PYTHON" -m prunesim.similarity_job'
+    " --pruned {input.pruned:q} --dense {input.dense:q} --out {output:q}"
+    " --log {log:q} --threads {threads} --job {params.job:q}"
+)
+STATS_ARGS = " --stats {input.stats:q} --dense-stats {input.dense_stats:q}"
+SIMILARITY_GROUP = "sim_{experiment}_run{run}_iter{iteration}"
+
 for metric_name in METRICS:
 
     rule:
         name:
             f"similarity_{metric_name}"
         input:
+            unpack(similarity_stats_inputs(metric_name)),
             pruned="results/{experiment}/activations/run{run}_iter{iteration}.h5",
             dense="results/{experiment}/activations/dense.h5",
             impl=metric_source(metric_name),
@@ -25,6 +34,11 @@ for metric_name in METRICS:
             f"logs/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.log",
         benchmark:
             f"benchmarks/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.tsv"
+        # on a cluster, one submission per pruned network holds all its similarity jobs
+        # (profiles/slurm); set here, not in the profile, because a variant's rule name is
+        # the user's choice. Ignored by local runs.
+        group:
+            SIMILARITY_GROUP
         conda:
             "../../envs/analysis.yaml"
         threads: 1
@@ -34,6 +48,63 @@ for metric_name in METRICS:
         params:
             job=similarity_job_spec(metric_name),
         shell:
-            'PYTHONPATH="$PRUNESIM_SRC" "$PRUNESIM_PYTHON" -m prunesim.similarity_job'
-            " --pruned {input.pruned:q} --dense {input.dense:q} --out {output:q}"
-            " --log {log:q} --threads {threads} --job {params.job:q}"
+            SIMILARITY_SHELL + (STATS_ARGS if metric_stats_reshape(metric_name) else "")
+
+
+# The shared statistics (issue #13): per layer pair and reshape one pass over the
+# activations that every metric of that reshape reads (moments, or centered Grams when the
+# layers are wider than the probe), the dense network's side once per experiment. One job
+# and file per network and reshape (few jobs; a metric job reads only its pair's arrays).
+# Only the reshape (and the pairs) decide their content, so a metric's other settings
+# never rerun them.
+
+
+rule dense_stats:
+    input:
+        acts="results/{experiment}/activations/dense.h5",
+    output:
+        stats_output("results/{experiment}/similarity_stats/{reshape}/dense.npz"),
+    log:
+        "logs/dense_stats/{experiment}/{reshape}.log",
+    benchmark:
+        "benchmarks/dense_stats/{experiment}/{reshape}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        layers=get_stats_layers,
+    shell:
+        'PYTHONPATH="$PRUNESIM_SRC" "$PRUNESIM_PYTHON" -m prunesim.similarity_stats dense'
+        " --acts {input.acts:q} --layers {params.layers:q} --reshape {wildcards.reshape}"
+        " --out {output:q} --log {log:q} --threads {threads}"
+
+
+rule pair_stats:
+    input:
+        pruned="results/{experiment}/activations/run{run}_iter{iteration}.h5",
+        dense="results/{experiment}/activations/dense.h5",
+        dense_stats="results/{experiment}/similarity_stats/{reshape}/dense.npz",
+    output:
+        stats_output(
+            "results/{experiment}/similarity_stats/{reshape}/run{run}_iter{iteration}.npz"
+        ),
+    log:
+        "logs/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.log",
+    benchmark:
+        "benchmarks/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        pairs=get_stats_pairs,
+    shell:
+        'PYTHONPATH="$PRUNESIM_SRC" "$PRUNESIM_PYTHON" -m prunesim.similarity_stats pair'
+        " --pruned {input.pruned:q} --dense {input.dense:q} --pairs {params.pairs:q}"
+        " --dense-stats {input.dense_stats:q} --reshape {wildcards.reshape}"
+        " --out {output:q} --log {log:q} --threads {threads}"

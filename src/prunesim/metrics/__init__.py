@@ -9,6 +9,8 @@ Public API (torch is never imported here; tensors are accepted and computed on t
 - ``similarity_from_hdf5(name, path_a, key_a, path_b, key_b, settings) -> dict``: streamed;
 - ``similarity_stream(name, chunks, **settings) -> float``: any (x_chunk, y_chunk) iterable;
 - ``similarity_matrix(name, acts_a, acts_b, settings)``: cross-layer masked array;
+- ``uses_stats(base_metric, settings)``: whether a metric reads the shared pair statistics
+  (``_stats``: one pass per layer pair and reshape, the dense side once);
 - ``as_matrix(acts, mode)``: (n, c, h, w) -> (n·h·w, c) ("channels") or (n, c·h·w) ("flatten");
 - ``METRICS``: name -> Metric (a new metric = one module + one entry below);
 - ``DEFAULT_SETTINGS``: name -> default config block (reshape/resize/bootstrap + its own keys).
@@ -30,6 +32,7 @@ from ._engine import (
     similarity_stream,
 )
 from ._reshape import as_matrix
+from ._stats import uses_stats
 
 METRICS = {
     m.name: m
@@ -55,4 +58,5 @@ __all__ = [
     "similarity_matrix",
     "similarity_report",
     "similarity_stream",
+    "uses_stats",
 ]
