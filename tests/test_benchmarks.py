@@ -25,3 +25,13 @@ def test_training_benchmark_runs():
 def test_metrics_benchmark_runs():
     out = run("benchmarks/bench_metrics.py", "--quick", "--skip-stream")
     assert "RATIO baselines/ours" in out
+
+
+def test_similarity_benchmarks_run():
+    out = run("benchmarks/bench_similarity.py", "job", "--repeats", "1", "--probe", "20",
+              "--metrics", "cka")  # fmt: skip
+    assert "RATIO new job / import numpy,h5py" in out
+    out = run("benchmarks/bench_similarity.py", "stage", "--width", "0.125", "--probe", "30",
+              "--layers", "1")  # fmt: skip
+    assert "RATIO old/new" in out
+    assert "EXTRAPOLATED" in out
