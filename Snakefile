@@ -1,6 +1,7 @@
 # prunesim: how similar are the representations of pruned and unpruned CNNs?
 # prepare_data -> train_dense -> imp_iter (per run, iteration) -> extract_acts
-# -> similarity_<metric> (per layer pair) -> aggregate -> plot.   See README.md.
+# -> dense_stats/pair_stats (shared, per network) -> similarity_<metric> (per layer pair)
+# -> aggregate -> plot.   See README.md.
 
 
 from snakemake.utils import min_version
