@@ -1,6 +1,7 @@
 # Config validation, wildcard constraints and input functions shared by all rules.
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -291,6 +292,24 @@ def similarity_stats_inputs(metric):
         }
 
     return inputs
+
+
+def similarity_stats_args(metric):
+    """Params: the metric job's `--stats ... --dense-stats ...` arguments, or "".
+
+    A params function, not a choice inside `shell:`: a rule's shell command is formatted when
+    the job runs, after the loop that defines the rules has moved on to another metric.
+    """
+    inputs = similarity_stats_inputs(metric)
+
+    def args(wildcards):
+        files = inputs(wildcards)
+        if not files:
+            return ""
+        stats, dense = (shlex.quote(files[key]) for key in ("stats", "dense_stats"))
+        return f"--stats {stats} --dense-stats {dense}"
+
+    return args
 
 
 def get_layer_pairs(metric):

@@ -13,9 +13,8 @@
 SIMILARITY_SHELL = (
     'PYTHONPATH="$PRUNESIM_SRC" "$PRUNESIM_PYTHON" -m prunesim.similarity_job'
     " --pruned {input.pruned:q} --dense {input.dense:q} --out {output:q}"
-    " --log {log:q} --threads {threads} --job {params.job:q}"
+    " --log {log:q} --threads {threads} --job {params.job:q} {params.stats}"
 )
-STATS_ARGS = " --stats {input.stats:q} --dense-stats {input.dense_stats:q}"
 SIMILARITY_GROUP = "sim_{experiment}_run{run}_iter{iteration}"
 
 for metric_name in METRICS:
@@ -47,8 +46,9 @@ for metric_name in METRICS:
             runtime=30,
         params:
             job=similarity_job_spec(metric_name),
+            stats=similarity_stats_args(metric_name),
         shell:
-            SIMILARITY_SHELL + (STATS_ARGS if metric_stats_reshape(metric_name) else "")
+            SIMILARITY_SHELL
 
 
 # The shared statistics (issue #13): per layer pair and reshape one pass over the
