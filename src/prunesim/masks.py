@@ -125,7 +125,5 @@ def mask_overlap_table(masks, experiment: str):
             pairs.append((ALL_LAYERS, _flat(ma), _flat(mb)))
             for name, a, b in pairs:
                 dens = (np.mean(a) + np.mean(b)) / 2 if np.size(a) else 1.0
-                rows.append(
-                    (experiment, iteration, float(dens), name, run_a, run_b, jaccard(a, b))
-                )
+                rows.append((experiment, iteration, float(dens), name, run_a, run_b, jaccard(a, b)))
     return pd.DataFrame(rows, columns=MASK_TABLE_COLUMNS)
