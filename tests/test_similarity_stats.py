@@ -159,3 +159,15 @@ def test_truncated_stats_file_names_the_fix(tmp_path):
     bad.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CorruptFileError, match="--forcerun"):
         stats.load_npz(bad)
+
+
+def test_gram_from_many_blocks_equals_one_block(networks, tmp_path, monkeypatch):
+    """The block-pair assembly of the n x n Gram (re-read blocks) is exact."""
+    _, pruned, dense = networks
+    one = tmp_path / "one.npz"
+    stats.dense_stats(dense, ["a"], "flatten", one)
+    monkeypatch.setattr(stats, "_GRAM_BLOCK_BYTES", 8 * 96 * 7)  # 7 images per block
+    many = tmp_path / "many.npz"
+    stats.dense_stats(dense, ["a"], "flatten", many)
+    np.testing.assert_allclose(stats.load_npz(many)["a/gram"], stats.load_npz(one)["a/gram"],
+                               rtol=0, atol=1e-12)  # fmt: skip

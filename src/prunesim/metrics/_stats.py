@@ -35,6 +35,7 @@ from ._moments import Moments, chunk_rows
 from ._reshape import as_matrix
 
 STATS_RESHAPES = ("channels", "flatten")
+_GRAM_BLOCK_BYTES = 1 << 28  # float64 data block of the Gram products (256 MiB)
 # Metrics that can read the statistics (cosine reads raw activations, never centered ones).
 STATS_METRICS = ("mean_cca", "svcca", "pwcca", "cka", "nbs")
 
@@ -92,8 +93,12 @@ def _centered_cov(layer: _Layer):
 
 
 def _centered_gram(layer: _Layer) -> np.ndarray:
-    """Xc Xc^T (n, n) of one layer: a mean pass, then pairs of image blocks (re-read)."""
-    ranges = layer.image_ranges(layer.p)
+    """Xc Xc^T (n, n) of one layer: a mean pass, then pairs of image blocks (re-read).
+
+    Blocks of ~256 MiB, as the engine's Gram route: few re-reads and large matrix products.
+    """
+    step = max(1, _GRAM_BLOCK_BYTES // (8 * layer.p * layer.rows_per_image))
+    ranges = [(i, min(i + step, layer.n_img)) for i in range(0, layer.n_img, step)]
     mean = sum(layer.block(i0, i1).sum(0) for i0, i1 in ranges) / layer.n
     r, k = layer.rows_per_image, np.empty((layer.n, layer.n))
     for bi, (i0, i1) in enumerate(ranges):
