@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import REPO, TINY_CONFIG, snakemake
+from prunesim.layers import compared_layers
 
 pytestmark = pytest.mark.workflow
 
@@ -35,13 +36,23 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     tables = tiny_workflow / "results" / "tiny" / "tables"
     similarity = pd.read_csv(tables / "similarity.csv")
     accuracy = pd.read_csv(tables / "accuracy.csv")
-    assert list(similarity.columns[:11]) == [
-        "model", "dataset", "run", "iteration", "density", "density_all_params",
+    assert list(similarity.columns[:12]) == [
+        "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
         "layer", "layer_index", "layer_kind", "metric", "value",
     ]  # fmt: skip
     assert list(accuracy.columns) == [
-        "model", "dataset", "run", "iteration", "density", "density_all_params", "test_accuracy",
+        "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
+        "test_accuracy",
     ]  # fmt: skip
+    masks = pd.read_csv(tables / "masks.csv")
+    for table in (similarity, accuracy, masks):
+        assert set(zip(table.experiment, table.model, table.dataset, strict=True)) == {
+            ("tiny", "vgg_svhn", "digits")
+        }
+    # masks.csv names layers as the other tables do; the parameter has its own column
+    compared = {name for name, _ in compared_layers("vgg_svhn")}
+    assert set(masks.layer) - {"all"} <= compared, set(masks.layer)
+    assert (masks.parameter[masks.layer == "conv1"] == "conv1.conv.weight").all()
     # BN and biases are never pruned: more of all parameters remain than of prunable weights
     pruned_rows = accuracy[accuracy.iteration > 0]
     assert (pruned_rows.density_all_params > pruned_rows.density).all()
@@ -66,6 +77,7 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     assert set(similarity.loc[similarity.metric == "cosine", "layer"]) == {"out"}
     dense = accuracy[accuracy.iteration == 0]
     assert len(dense) == 1
+    assert dense.run.iloc[0] == 0, "the dense network is run 0 in every table"
     assert dense.density.iloc[0] == pytest.approx(1.0)
     assert dense.test_accuracy.iloc[0] > 0.3, "dense net should be well above chance (0.1)"
     pruned = accuracy[accuracy.iteration > 0].sort_values(["run", "iteration"])
