@@ -187,7 +187,7 @@ def test_lrr_iterations(dense):
         {(0, 1): dense["root"] / "networks/run0/iter1/mask.npz", (1, 1): out1 / "mask.npz"},
         "toy_exp",
     )
-    overall = table[table.layer == "all"].jaccard.item()
+    overall = table[table.parameter == "all"].jaccard.item()
     assert 0.0 < overall <= 1.0
 
 
