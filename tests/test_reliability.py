@@ -259,10 +259,11 @@ CORRUPT_CASES = {
         "array file",
         False,
     ),
+    # the activations' first reader: the shared statistics of the pruned network (issue #13)
     "activations": (
         f"{EXPERIMENT}/activations/run1_iter1.h5",
-        f"{EXPERIMENT}/similarity/cka/run1/iter1/conv1__conv1.json",
-        "logs/similarity/tiny/cka/run1_iter1_conv1__conv1.log",
+        f"{EXPERIMENT}/similarity_stats/flatten/run1_iter1.npz",
+        "logs/pair_stats/tiny/flatten/run1_iter1.log",
         "activation file",
         True,
     ),
