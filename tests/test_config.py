@@ -76,6 +76,19 @@ def test_defaults_are_filled():
          r"unknown layer\(s\) \['conv9'\] for model 'vgg_svhn'"),
         (lambda c: c["experiments"]["tiny"]["prune"].update(scope="random"),
          r"'experiments/tiny/prune/scope' is 'random'; allowed values: 'global', 'local', 'mixed'"),
+        # the controls (README "Controls")
+        (lambda c: c["experiments"]["tiny"]["controls"].update(seed_baseline=-1),
+         r"'experiments/tiny/controls/seed_baseline': -1 is less than the minimum of 0"),
+        (lambda c: c["experiments"]["tiny"]["controls"].update(random_pruning=[1, 3]),
+         r"experiments/tiny/controls/random_pruning names IMP iteration\(s\) \[3\] beyond "
+         r"experiments/tiny/prune/iterations \(2\)"),
+        (lambda c: c["experiments"]["tiny_filters"].update(controls={"random_pruning": [1]}),
+         r"experiments/tiny_filters/controls/random_pruning needs .*prune/method: magnitude"),
+        (lambda c: c["experiments"]["tiny_filters"].update(controls={"run_vs_run": {}}),
+         r"experiments/tiny_filters/controls/run_vs_run compares different IMP runs, but "
+         r"experiments/tiny_filters/runs is 1"),
+        (lambda c: c["experiments"]["tiny"]["controls"].update(run_vs_run={"max_pairs": 0}),
+         r"'experiments/tiny/controls/run_vs_run/max_pairs': 0 is less than the minimum of 1"),
     ],
 )  # fmt: skip
 def test_bad_config_names_key_and_allowed_values(edit, message):
@@ -91,6 +104,33 @@ def _minimal_config() -> dict:
         "experiments": {"e": {"model": "vgg_svhn", "dataset": "digits"}},
         "metrics": {name: {} for name in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"]},
     }
+
+
+def test_controls_are_off_unless_asked_for():
+    """config.yaml and a config without `controls` get none (issue #15: opt-in)."""
+    paper = validate_config(yaml.safe_load((REPO / "config.yaml").read_text()))
+    minimal = validate_config(_minimal_config())
+    for config in (paper, minimal):
+        for experiment in config["experiments"].values():
+            assert experiment["controls"] == {
+                "seed_baseline": 0, "random_pruning": [], "run_vs_run": None,
+            }  # fmt: skip
+
+
+def test_controls_plan_their_comparisons():
+    from prunesim.controls import control_comparisons, run_pairs
+
+    assert run_pairs(4, None) == [(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4)]
+    assert run_pairs(4, 2) == [(1, 2), (1, 3)]  # raising max_pairs only adds pairs
+    assert run_pairs(2, 5) == [(1, 2)]
+    experiment = validate_config(tiny())["experiments"]["tiny"]
+    experiment["controls"] = {"seed_baseline": 2, "random_pruning": [2, 1],
+                              "run_vs_run": {"max_pairs": None}}  # fmt: skip
+    assert control_comparisons(experiment) == [
+        ("seed_vs_dense", 1, 0, "dense"), ("seed_vs_dense", 2, 0, "dense"),
+        ("random_vs_dense", 1, 1, "dense"), ("random_vs_dense", 1, 2, "dense"),
+        ("run_vs_run", 1, 1, "run2"), ("run_vs_run", 1, 2, "run2"),
+    ]  # fmt: skip
 
 
 def test_schema_defaults_equal_the_libraries_defaults():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -272,3 +273,68 @@ def test_density_all_params_counts_every_parameter():
     assert density_all_params(model, names) == pytest.approx((total - removed) / total)
     # larger than the prunable density, since BN and biases are never pruned
     assert density_all_params(model, names) > 0.5
+
+
+def test_random_prune_step_matches_imp_counts_per_layer_at_random():
+    """The random-pruning control: IMP's per-layer counts, other weights, only alive ones."""
+    from prunesim.pruning import random_prune_step
+
+    torch.manual_seed(0)
+    parent = SmallNet()
+    settings = {"rate": 0.2, "scope": "global"}
+    first = prune_step(parent, {}, settings)  # the parent: an IMP network at iteration 1
+    imp_model = SmallNet()
+    imp_model.load_state_dict(parent.state_dict())
+    imp = prune_step(imp_model, first, settings)  # IMP's iteration 2
+    target = {name: m.numpy() for name, m in imp.items()}
+
+    model = SmallNet()
+    model.load_state_dict(parent.state_dict())
+    masks = random_prune_step(model, first, target, False, seed=3)
+    check_nested(masks, first)
+    for name in imp:
+        assert int(masks[name].sum()) == int(imp[name].sum()), name
+        assert torch.equal(model.state_dict()[name] != 0, masks[name]), "masks applied"
+    # global magnitude pruning and uniform choice pick different weights
+    assert any(not torch.equal(masks[n], imp[n]) for n in imp)
+
+    again = SmallNet()
+    again.load_state_dict(parent.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(
+        masks.values(), random_prune_step(again, first, target, False, seed=3).values(), strict=True
+    ))  # fmt: skip
+    other = SmallNet()
+    other.load_state_dict(parent.state_dict())
+    differs = random_prune_step(other, first, target, False, seed=4)
+    assert any(not torch.equal(masks[n], differs[n]) for n in imp)
+
+
+def test_random_prune_step_from_the_dense_network_is_uniform():
+    """From a dense parent ({} masks) every weight is equally likely to go: over many seeds
+    each weight of a layer dies about as often as the removed share."""
+    from prunesim.pruning import random_prune_step
+
+    model = SmallNet()
+    name = "conv2.weight"
+    n = model.conv2.weight.numel()
+    target = {k: np.ones(tuple(p.shape), bool) for k, p in prunable_parameters(model).items()}
+    target[name].reshape(-1)[: n // 4] = False  # IMP removed a quarter of conv2's weights
+    deaths = torch.zeros(n)
+    for seed in range(200):
+        fresh = SmallNet()
+        masks = random_prune_step(fresh, {}, target, False, seed=seed)
+        assert int((~masks[name]).sum()) == n // 4
+        assert all(bool(m.all()) for k, m in masks.items() if k != name)
+        deaths += (~masks[name]).reshape(-1).float()
+    share = deaths / 200
+    assert share.mean() == pytest.approx(0.25, abs=1e-6)
+    assert share.min() > 0.1  # binomial(200, 0.25)/200: sd 0.03
+    assert share.max() < 0.45
+
+
+def test_random_prune_step_refuses_a_mask_of_another_network():
+    from prunesim.pruning import random_prune_step
+
+    model = SmallNet()
+    with pytest.raises(PrunesimError, match="prune_output_layer"):
+        random_prune_step(model, {}, {"conv1.weight": np.ones((8, 3, 3, 3), bool)}, False, 0)

@@ -192,12 +192,43 @@ def _check_cross_references(config: dict[str, Any]) -> None:
                 f"experiments/{name}/prune/rewind_epoch ({prune['rewind_epoch']}) must be below "
                 f"train/epochs ({experiment['train']['epochs']}) for weight rewinding"
             )
+        _check_controls(name, experiment)
     for source, dataset in datasets.items():
         if dataset["source"] == "imagefolder" and not dataset.get("root"):
             raise ConfigError(
                 f"datasets/{source}: source 'imagefolder' needs 'root' (a directory holding "
                 f"train/<class>/* and test/<class>/*)"
             )
+
+
+def _check_controls(name: str, experiment: dict) -> None:
+    """What the schema cannot say about ``controls``: they must fit the experiment's IMP grid.
+
+    (A negative ``seed_baseline`` is the schema's: its message names the key.) A
+    random-pruning iteration copies IMP's per-layer removal counts at that iteration, so it
+    must exist; run against run needs two runs; random pruning copies single-weight counts,
+    so it needs single-weight IMP (``prune.method: magnitude``).
+    """
+    controls = experiment["controls"]
+    where = f"experiments/{name}/controls"
+    iterations = experiment["prune"]["iterations"]
+    late = sorted(k for k in controls["random_pruning"] if k > iterations)
+    if late:
+        raise ConfigError(
+            f"{where}/random_pruning names IMP iteration(s) {late} beyond "
+            f"experiments/{name}/prune/iterations ({iterations}); random pruning copies IMP's "
+            f"per-layer counts at an iteration that exists (1..{iterations})"
+        )
+    if controls["random_pruning"] and experiment["prune"]["method"] != "magnitude":
+        raise ConfigError(
+            f"{where}/random_pruning needs experiments/{name}/prune/method: magnitude (it "
+            f"removes single weights); the experiment prunes by {experiment['prune']['method']}"
+        )
+    if controls["run_vs_run"] is not None and experiment["runs"] < 2:
+        raise ConfigError(
+            f"{where}/run_vs_run compares different IMP runs, but experiments/{name}/runs is "
+            f"{experiment['runs']}; set runs >= 2 or run_vs_run: null"
+        )
 
 
 # README "What the full study needs": one full-width VGG16_BN epoch takes ~6.4 min on a

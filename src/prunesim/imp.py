@@ -28,6 +28,14 @@ state's actual zeros, never from the masks.
 P runs start from the same dense network and differ only by their seeds: the caller passes
 the job seed ``prunesim.seeds.derive_seed(base seed, experiment, run, iteration)``, which
 drives data order and augmentation (pruning itself is deterministic).
+
+The random-pruning control (``random_target``; rule ``random_prune``) is the same call with
+one change: instead of the magnitude step, each prunable tensor of the parent loses as many
+weights as IMP's own mask at iteration k removed from it (``random_target``, IMP's
+``mask.npz``), chosen uniformly among its alive weights
+(``prunesim.pruning.random_prune_step``). The parent, the retraining (mode, epochs,
+schedule) and the job seed (data order) are those of IMP iteration k of the run it follows,
+so the two networks differ only in *which* weights went in that step.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ import torch
 from prunesim.atomic import write_json
 from prunesim.checkpoint import load_checkpoint, load_network, load_state, save_checkpoint
 from prunesim.errors import ConfigError, PrunesimError
-from prunesim.masks import save_mask_npz
+from prunesim.masks import load_mask_npz, save_mask_npz
 from prunesim.pruning import (
     apply_masks,
     check_masks_hold,
@@ -52,6 +60,7 @@ from prunesim.pruning import (
     density_per_layer,
     prunable_parameters,
     prune_step,
+    random_prune_step,
     resolve_prune_settings,
 )
 
@@ -133,6 +142,8 @@ def run_imp_iteration(
     device: str | None = None,
     *,
     dataset: str | None = None,
+    random_target: str | os.PathLike | None = None,
+    random_seed: int = 0,
 ) -> dict:
     """Prune the network at ``prev_model_path`` once, retrain it, save it; return metrics.
 
@@ -140,6 +151,8 @@ def run_imp_iteration(
     iteration) by the caller, so runs differ and reruns repeat. ``dataset`` names the
     dataset in ``metrics.json``; by default it is taken from the previous checkpoint's meta.
     ``resume_path`` is handed to training for per-epoch resumption after a kill.
+    ``random_target`` (IMP's ``mask.npz`` at this iteration) prunes at random to its per-layer
+    counts instead (seeded by ``random_seed``); the network is then ``random`` in its files.
     """
     from prunesim import training
     from prunesim.data import load_arrays
@@ -150,14 +163,21 @@ def run_imp_iteration(
     device = device or _default_device()
     torch.set_num_threads(max(1, int(threads)))
     job_seed = int(seed)
-    label = f"{experiment} run {run} iter {iteration}"
+    network = "imp" if random_target is None else "random"
+    label = f"{experiment} run {run} iter {iteration}" + ("" if network == "imp" else " random")
     _log.info("%s: training on %s", label, training.describe_device(device))
 
     model, prev_masks, prev_meta = load_network(prev_model_path, device)
     _check_previous(prev_meta, run, iteration, settings, prev_model_path)
     # A checkpoint's masks are authoritative: zero anything a careless writer left alive.
     apply_masks(model, prev_masks)
-    masks = prune_step(model, prev_masks, settings)
+    if random_target is None:
+        masks = prune_step(model, prev_masks, settings)
+    else:
+        target = load_mask_npz(random_target)
+        masks = random_prune_step(
+            model, prev_masks, target, settings["prune_output_layer"], random_seed
+        )
     check_nested(masks, prev_masks)
     # The density's tensors: prunable weights only (filter_l1's masks also hold BN entries).
     names = list(prunable_parameters(model, settings["prune_output_layer"]))
@@ -168,8 +188,8 @@ def run_imp_iteration(
         else {"rate": settings["rate"]}
     )
     _log.info(
-        "%s run %d iter %d: pruned (%s, %s) to %d of %d prunable weights; retrain %s",
-        experiment, run, iteration, settings["scope"], scope_rates,
+        "%s: pruned (%s, %s, %s) to %d of %d prunable weights; retrain %s",
+        label, network, settings["scope"], scope_rates,
         sum(int(m.sum()) for m in masks.values()), n_total, settings["retrain"],
     )  # fmt: skip
 
@@ -211,6 +231,7 @@ def run_imp_iteration(
     meta = {
         **carried,
         "experiment": experiment,
+        "network": network,
         "run": int(run),
         "iteration": int(iteration),
         "test_accuracy": accuracy,
@@ -226,6 +247,7 @@ def run_imp_iteration(
         "experiment": experiment,
         "model": meta.get("model"),
         "dataset": carried.get("dataset"),
+        "network": network,
         "run": int(run),
         "iteration": int(iteration),
         "test_accuracy": accuracy,
@@ -244,6 +266,5 @@ def run_imp_iteration(
     write_json(out_metrics, metrics)
     # The checkpoint last: its presence means the iteration is complete.
     save_checkpoint(out_model, model, masks, meta)
-    _log.info("%s run %d iter %d: density %.4f, test accuracy %.4f",
-              experiment, run, iteration, alive / total, accuracy)  # fmt: skip
+    _log.info("%s: density %.4f, test accuracy %.4f", label, alive / total, accuracy)
     return metrics

@@ -270,6 +270,47 @@ def prune_step(
     return new_masks
 
 
+def random_prune_step(
+    model: nn.Module,
+    masks: Mapping[str, torch.Tensor] | None,
+    target: Mapping,
+    prune_output_layer: bool,
+    seed: int,
+) -> dict[str, torch.Tensor]:
+    """Prune ``model`` once in place at random, matching ``target``'s count in every tensor.
+
+    The random-pruning control (README "Controls"): tensor by tensor, exactly as many weights
+    die as between ``masks`` (the parent's, ``{}`` = all alive) and ``target`` (IMP's next
+    mask, bool arrays or tensors), chosen uniformly among the weights alive in ``masks``, so
+    the result has IMP's per-layer densities but not its choice of weights. Deterministic
+    for a given ``seed`` (a CPU generator: the same masks on every device).
+    """
+    params = prunable_parameters(model, prune_output_layer)
+    if set(target) != set(params):
+        raise PrunesimError(
+            f"IMP's mask names {sorted(target)}, but the prunable weights are "
+            f"{sorted(params)}; was it pruned with another prune_output_layer setting?"
+        )
+    generator = torch.Generator().manual_seed(int(seed))
+    masks = dict(masks or {})
+    new_masks = {}
+    for name, p in params.items():
+        alive = masks.get(name, torch.ones_like(p, dtype=torch.bool)).detach().cpu().reshape(-1)
+        goal = torch.as_tensor(target[name]).reshape(-1)
+        if goal.numel() != alive.numel():
+            raise PrunesimError(f"IMP's mask {name} has {goal.numel()} entries, weight {p.numel()}")
+        n_remove = int(alive.sum()) - int(goal.sum())
+        if n_remove < 0:
+            raise PrunesimError(f"IMP's mask {name} keeps more weights than its parent's mask")
+        alive_index = torch.nonzero(alive).reshape(-1)
+        chosen = alive_index[torch.randperm(len(alive_index), generator=generator)[:n_remove]]
+        new = alive.clone()
+        new[chosen] = False
+        new_masks[name] = new.reshape(p.shape).to(p.device)
+    apply_masks(model, new_masks)
+    return new_masks
+
+
 def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
     """Zero the masked-out weights in place (``param.mul_(mask)``)."""
     params = dict(model.named_parameters())

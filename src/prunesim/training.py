@@ -608,6 +608,7 @@ def train_dense_network(
     dataset: str | None = None,
     prune_output_layer: bool = False,
     log: Callable[[str], None] | None = None,
+    seed_network: int | None = None,
 ) -> dict:
     """Build, train and save the dense network of one experiment (rule ``train_dense``).
 
@@ -615,6 +616,10 @@ def train_dense_network(
     at the start of epoch ``rewind_epoch``, default 0, for Weight Rewinding) and
     ``out_metrics`` (metrics.json). ``dataset`` defaults to the directory name of
     ``arrays_path`` (``results/data/{dataset}/arrays.npz``). Returns the metrics dict.
+
+    ``seed_network`` = k makes this the seed-baseline control's network k (rule
+    ``train_seed``): the same call with another ``seed`` (hence other initial weights and
+    data order), recorded as ``network: seed``, ``run: k`` instead of the dense network.
     """
     from prunesim.data import load_arrays
     from prunesim.models import build_model
@@ -629,7 +634,9 @@ def train_dense_network(
     dataset = dataset or Path(arrays_path).parent.name
     num_classes = len(arrays["classes"])
 
-    label = f"{experiment} dense"
+    network = "dense" if seed_network is None else "seed"
+    run = None if seed_network is None else int(seed_network)
+    label = f"{experiment} dense" + ("" if run is None else f" seed {run}")
     logger.info("%s: training on %s", label, describe_device(device))
     torch.manual_seed(derive_seed(seed, "init"))  # the dense net's initial weights
     model = build_model(model_name, width=width, num_classes=num_classes)
@@ -655,7 +662,8 @@ def train_dense_network(
         **model.spec,
         "experiment": experiment,
         "dataset": dataset,
-        "run": None,
+        "network": network,
+        "run": run,
         "iteration": 0,
         "test_accuracy": result["test_accuracy"],
         "density": report["density"],
@@ -672,7 +680,8 @@ def train_dense_network(
         "experiment": experiment,
         "model": model_name,
         "dataset": dataset,
-        "run": None,
+        "network": network,
+        "run": run,
         "iteration": 0,
         "test_accuracy": result["test_accuracy"],
         "density": report["density"],
@@ -688,7 +697,7 @@ def train_dense_network(
     write_json(out_metrics, metrics)
     _emit(
         log,
-        f"dense {experiment}: test_accuracy {result['test_accuracy']:.4f} after "
+        f"{label}: test_accuracy {result['test_accuracy']:.4f} after "
         f"{result['epochs']} epochs in {result['seconds']:.1f}s",
     )
     return metrics
