@@ -97,6 +97,7 @@ def test_similarity_table_columns_and_rows(study):
     assert SIMILARITY_COLUMNS == [
         "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
         "layer", "layer_index", "layer_kind", "metric", "value", "note", "layer_b", "base_metric",
+        "comparison", "run_b",
     ]  # fmt: skip
     assert len(table) == 2 * 2 * 3
     # sorted by metric, run, iteration, then forward layer order
@@ -126,7 +127,7 @@ def test_degenerate_value_is_an_explained_gap(study):
     gap = [line for line in lines if "constant" in line]
     assert gap == [
         f"{EXPERIMENT},{MODEL},{DATASET},2,2,0.6400000000000001,{all_params(0.8**2)!r},pool1,2,pool,cka,,"
-        "layer_a is constant,pool1,cka"
+        "layer_a is constant,pool1,cka,pruned_vs_dense,0"
     ]
 
 
@@ -149,7 +150,7 @@ def test_missing_network_leaves_density_empty_with_note(tmp_path):
     row = out["similarity"].iloc[0]
     assert math.isnan(row.density)
     assert row.value == 0.5
-    assert "no metrics.json for run 3 iteration 1" in row.note
+    assert "no metrics.json for the imp network of run 3 iteration 1" in row.note
 
 
 def test_confidence_interval_columns_only_when_recorded(tmp_path):
@@ -161,8 +162,8 @@ def test_confidence_interval_columns_only_when_recorded(tmp_path):
     tables, out = build(tmp_path, sims, networks)
     assert list(out["similarity"].columns) == [*SIMILARITY_COLUMNS, "ci_low", "ci_high"]
     text = (tables / "similarity.csv").read_text().splitlines()
-    assert text[1].endswith(",0.5,,conv1,cka,0.4,0.6")
-    assert text[2].endswith(",0.7,,out,cka,,")
+    assert text[1].endswith(",0.5,,conv1,cka,pruned_vs_dense,0,0.4,0.6")
+    assert text[2].endswith(",0.7,,out,cka,pruned_vs_dense,0,,")
     _, plain = build(tmp_path, sims[1:], networks)
     assert list(plain["similarity"].columns) == SIMILARITY_COLUMNS
 
@@ -182,16 +183,16 @@ def test_accuracy_table_exact(study):
     tables, _ = build(root, sims, networks)
     assert ACCURACY_COLUMNS == [
         "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
-        "test_accuracy",
+        "test_accuracy", "network",
     ]  # fmt: skip
     ids = f"{EXPERIMENT},{MODEL},{DATASET}"
     expected = [
-        "experiment,model,dataset,run,iteration,density,density_all_params,test_accuracy",
-        f"{ids},0,0,1.0,1.0,0.9",  # the dense network: run 0, documented in prunesim.tables
-        f"{ids},1,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.001!r}",
-        f"{ids},1,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.001!r}",
-        f"{ids},2,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.002!r}",
-        f"{ids},2,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.002!r}",
+        "experiment,model,dataset,run,iteration,density,density_all_params,test_accuracy,network",
+        f"{ids},0,0,1.0,1.0,0.9,dense",  # the dense network: run 0, documented in prunesim.tables
+        f"{ids},1,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.001!r},imp",
+        f"{ids},1,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.001!r},imp",
+        f"{ids},2,1,0.8,{all_params(0.8)!r},{0.9 - 0.01 - 0.002!r},imp",
+        f"{ids},2,2,{0.8**2!r},{all_params(0.8**2)!r},{0.9 - 0.02 - 0.002!r},imp",
     ]
     assert (tables / "accuracy.csv").read_text().splitlines() == expected
 
@@ -356,3 +357,87 @@ def test_intrinsic_dimension_table(tmp_path):
     bad.write_text(json.dumps({"run": 1, "iteration": 1, "records": [{"layer": "fc9"}]}))
     with pytest.raises(PrunesimError, match="not a compared layer"):
         intrinsic_dimension_table([bad], [], EXPERIMENT, MODEL, DATASET)
+
+
+def write_control_network(root: Path, name: str, network: str, run, iteration, accuracy, density):
+    """metrics.json of a control network (``seed<k>``, ``random_iter<k>``)."""
+    scratch = write_network(root / "scratch", run, iteration, accuracy, density)
+    target = root / "networks" / name / "metrics.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({**json.loads(scratch.read_text()), "network": network}))
+    return target
+
+
+def write_control_similarity(root, comparison, run, iteration, against, layer, value) -> Path:
+    """A control similarity file where rule control_similarity_<metric> writes it."""
+    where = f"{comparison}/run{run}/iter{iteration}/{against}/{layer}__{layer}.json"
+    path = root / "similarity" / "cka" / where
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "experiment": EXPERIMENT, "run": run, "iteration": iteration, "metric": "cka",
+        "layer_a": layer, "layer_b": layer, "value": value, "note": None,
+    }  # fmt: skip
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_controls_get_their_comparison_run_b_and_own_density(study):
+    """Seed, random and run-vs-run rows sit beside IMP's, told apart by `comparison`; seed
+    network 1 (run 1, iteration 0) and random network 2 (run 1, iteration 2) are not
+    mistaken for the dense network or for IMP run 1 iteration 2."""
+    root, sims, networks = study
+    networks += [
+        write_control_network(root, "seed1", "seed", 1, 0, 0.88, 1.0),
+        write_control_network(root, "seed2", "seed", 2, 0, 0.87, 1.0),
+        write_control_network(root, "random_iter2", "random", 1, 2, 0.5, 0.6401),
+    ]
+    sims += [
+        write_control_similarity(root, "seed_vs_dense", 1, 0, "dense", "conv1", 0.95),
+        write_control_similarity(root, "seed_vs_dense", 2, 0, "dense", "conv1", 0.93),
+        write_control_similarity(root, "random_vs_dense", 1, 2, "dense", "conv1", 0.4),
+        write_control_similarity(root, "run_vs_run", 1, 2, "run2", "conv1", 0.7),
+    ]
+    _, out = build(root, sims, networks)
+    table = out["similarity"]
+    assert list(table.comparison.unique()) == [
+        "pruned_vs_dense", "seed_vs_dense", "random_vs_dense", "run_vs_run",
+    ]  # fmt: skip
+    controls = table[table.comparison != "pruned_vs_dense"].set_index("comparison")
+    assert controls.loc["seed_vs_dense", "density"].tolist() == [1.0, 1.0]
+    assert controls.loc["seed_vs_dense", "run_b"].tolist() == [0, 0]
+    assert controls.loc["random_vs_dense", "density"] == 0.6401  # its own, not IMP's 0.64
+    assert controls.loc["run_vs_run", "run_b"] == 2
+    assert controls.loc["run_vs_run", "density"] == pytest.approx(0.64)
+    assert controls.note.isna().all()
+    imp = table[table.comparison == "pruned_vs_dense"]
+    assert len(imp) == 12
+    assert set(imp.run_b) == {0}
+    accuracy = out["accuracy"]
+    assert accuracy.network.tolist() == ["dense"] + ["imp"] * 4 + ["seed", "seed", "random"]
+    assert accuracy[accuracy.network == "seed"].run.tolist() == [1, 2]
+    random = accuracy[accuracy.network == "random"].iloc[0]
+    assert (random.run, random.iteration, random.test_accuracy) == (1, 2, 0.5)
+
+
+def test_comparison_of_path():
+    from prunesim.tables import comparison_of_path
+
+    assert comparison_of_path("r/similarity/cka/run1/iter2/conv1__conv1.json") == (
+        "pruned_vs_dense", 0,
+    )  # fmt: skip
+    assert comparison_of_path("r/similarity/cka/run_vs_run/run1/iter2/run3/all_layers.json") == (
+        "run_vs_run", 3,
+    )  # fmt: skip
+    assert comparison_of_path("r/similarity/cka/seed_vs_dense/run2/iter0/dense/a__a.json") == (
+        "seed_vs_dense", 0,
+    )  # fmt: skip
+
+
+def test_old_metrics_files_without_network_still_read(study):
+    """metrics.json written before the controls has no `network`: dense at iteration 0."""
+    root, sims, networks = study
+    for path in networks:
+        record = json.loads(path.read_text())
+        assert "network" not in record
+    _, out = build(root, sims, networks)
+    assert out["accuracy"].network.tolist() == ["dense"] + ["imp"] * 4

@@ -13,10 +13,19 @@ the dense network is ``run`` :data:`DENSE_RUN` (0), ``iteration`` 0; IMP runs co
   base_metric (+ ci_low, ci_high when any job recorded them). ``metric`` is the config's
   name, ``base_metric`` the built-in it computes (the same, or a variant's ``metric``).
   ``layer`` is the pruned network's layer, ``layer_b`` the dense network's.
+  ``comparison`` says which two networks a row compares (``prunesim.controls``):
+  ``pruned_vs_dense`` (IMP run ``run``, iteration ``iteration`` vs the dense network; the
+  paper's rows), or a control's: ``seed_vs_dense`` (seed network ``run``, iteration 0),
+  ``random_vs_dense`` (the random-pruning network at ``iteration``, following IMP run
+  ``run``), ``run_vs_run`` (run ``run`` vs run ``run_b`` at ``iteration``; ``layer_b`` is
+  then run ``run_b``'s layer). ``run_b`` is the second network's run: :data:`DENSE_RUN`
+  when it is the dense network. ``density`` is always the first network's.
   A value the metric could not define (e.g. a layer that is entirely zero) is kept as an
   empty cell with the job's ``note`` saying why: an explained gap, never a dropped row.
 - ``accuracy.csv``: experiment, model, dataset, run, iteration, density, density_all_params,
-  test_accuracy.
+  test_accuracy, network. ``network`` is ``dense``, ``imp`` (IMP run ``run``), or a control
+  network: ``seed`` (seed network ``run``, iteration 0) or ``random`` (the random-pruning
+  network at ``iteration``, following IMP run ``run``).
 - ``masks.csv``: experiment, model, dataset, iteration, density, layer, parameter, run_a,
   run_b, jaccard (overlap computed by ``prunesim.masks``; ``layer`` is the compared layer the
   masked ``parameter`` produces, ``all`` pools every prunable weight).
@@ -40,6 +49,7 @@ from pathlib import Path
 import pandas as pd
 
 from prunesim.atomic import atomic_path
+from prunesim.controls import COMPARISONS, NETWORK_KINDS, PRUNED_VS_DENSE
 from prunesim.errors import CorruptFileError, PrunesimError, rebuild_hint
 from prunesim.layers import compared_layers, layer_of_parameter
 from prunesim.masks import ALL_LAYERS
@@ -51,11 +61,12 @@ DENSE_RUN = 0
 SIMILARITY_COLUMNS = [
     "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
     "layer", "layer_index", "layer_kind", "metric", "value", "note", "layer_b", "base_metric",
+    "comparison", "run_b",
 ]  # fmt: skip
 OPTIONAL_SIMILARITY_COLUMNS = ["ci_low", "ci_high"]
 ACCURACY_COLUMNS = [
     "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
-    "test_accuracy",
+    "test_accuracy", "network",
 ]  # fmt: skip
 MASK_COLUMNS = [
     "experiment", "model", "dataset", "iteration", "density", "layer", "parameter", "run_a",
@@ -120,11 +131,46 @@ def _finite_or_none(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _network_key(run, iteration) -> tuple[int, int]:
-    """``(run, iteration)``; the dense network (iteration 0, every run's parent) is
-    ``(DENSE_RUN, 0)`` whatever run its file names (``metrics.json`` says null)."""
+def _network_kind(record: Mapping) -> str:
+    """``network`` of a ``metrics.json``: written since the controls exist; before, iteration 0
+    was the dense network and every other one IMP's."""
+    kind = record.get("network") or ("dense" if int(record["iteration"]) == 0 else "imp")
+    if kind not in NETWORK_KINDS:
+        raise PrunesimError(f"unknown network kind {kind!r}; known: {', '.join(NETWORK_KINDS)}")
+    return kind
+
+
+def _network_key(run, iteration, kind: str = "imp") -> tuple[str, int, int]:
+    """``(kind, run, iteration)``; the dense network (every run's parent) is
+    ``("dense", DENSE_RUN, 0)`` whatever run its file names (``metrics.json`` says null)."""
     iteration = int(iteration)
-    return (DENSE_RUN if iteration == 0 or run is None else int(run), iteration)
+    if kind == "dense" or (kind == "imp" and iteration == 0):
+        return ("dense", DENSE_RUN, 0)
+    return (kind, DENSE_RUN if run is None else int(run), iteration)
+
+
+def _record_key(record: Mapping) -> tuple[str, int, int]:
+    return _network_key(record.get("run"), record["iteration"], _network_kind(record))
+
+
+#: The network kind of a comparison's first network.
+_FIRST_NETWORK = {"pruned_vs_dense": "imp", "seed_vs_dense": "seed",
+                  "random_vs_dense": "random", "run_vs_run": "imp"}  # fmt: skip
+_CONTROL_PATH = re.compile(
+    r"[/\\](?P<comparison>" + "|".join(COMPARISONS[1:]) + r")[/\\]run\d+[/\\]iter\d+"
+    r"[/\\](?:dense|run(?P<run_b>\d+))[/\\][^/\\]+$"
+)
+
+
+def comparison_of_path(path: str | os.PathLike) -> tuple[str, int]:
+    """``(comparison, run_b)`` of a similarity file: a control's files lie under
+    ``<comparison>/run<r>/iter<k>/<dense | run<b>>/`` (rule ``control_similarity_<metric>``),
+    every other file compares an IMP network with the dense one."""
+    match = _CONTROL_PATH.search(str(path))
+    if match is None:
+        return PRUNED_VS_DENSE, DENSE_RUN
+    run_b = match["run_b"]
+    return match["comparison"], DENSE_RUN if run_b is None else int(run_b)
 
 
 def _layer_places(model: str) -> dict[str, tuple[int, str]]:
@@ -135,7 +181,7 @@ def _layer_places(model: str) -> dict[str, tuple[int, str]]:
 def _densities(network_metrics: Iterable[Mapping]) -> dict:
     """``{(run, iteration): (density, density_all_params)}`` of every network."""
     return {
-        _network_key(rec.get("run"), rec["iteration"]): (
+        _record_key(rec): (
             _finite_or_none(rec["density"]),
             _finite_or_none(rec.get("density_all_params")),
         )
@@ -148,10 +194,11 @@ def read_network_metrics(paths: Iterable[str | os.PathLike]) -> list[dict]:
     records, seen = [], {}
     for path in paths:
         record = _read_json(path, _NETWORK_KEYS, "network metrics file")
-        key = _network_key(record.get("run"), record["iteration"])
+        key = _record_key(record)
         if key in seen:
             raise PrunesimError(
-                f"{path} and {seen[key]} both describe run {key[0]} iteration {key[1]}; "
+                f"{path} and {seen[key]} both describe the {key[0]} network of run {key[1]} "
+                f"iteration {key[2]}; "
                 "the aggregate rule must list each network once."
             )
         seen[key] = path
@@ -162,17 +209,19 @@ def read_network_metrics(paths: Iterable[str | os.PathLike]) -> list[dict]:
 def accuracy_table(
     network_metrics: Iterable[Mapping], experiment: str, model: str, dataset: str
 ) -> pd.DataFrame:
-    """One row per network: dense first (run 0, iteration 0), then by run and iteration."""
+    """One row per network: dense first (run 0, iteration 0), then IMP's by run and
+    iteration, then the control networks (seed, random)."""
     rows = [
         {
             "experiment": experiment,
             "model": model,
             "dataset": dataset,
-            "run": _network_key(rec.get("run"), rec["iteration"])[0],
+            "run": _record_key(rec)[1],
             "iteration": int(rec["iteration"]),
             "density": _finite_or_none(rec["density"]),
             "density_all_params": _finite_or_none(rec.get("density_all_params")),
             "test_accuracy": _finite_or_none(rec["test_accuracy"]),
+            "network": _record_key(rec)[0],
         }
         for rec in network_metrics
     ]
@@ -182,8 +231,11 @@ def accuracy_table(
     table["density"] = table["density"].astype("float64")
     table["density_all_params"] = table["density_all_params"].astype("float64")
     table["test_accuracy"] = table["test_accuracy"].astype("float64")
-    # dense first (run 0), then run by run in IMP order
-    return table.sort_values(["run", "iteration"]).reset_index(drop=True)
+    table["network"] = table["network"].astype("object")
+    # dense first (run 0), then run by run in IMP order, then the controls' networks
+    table["_kind"] = table["network"].map({kind: i for i, kind in enumerate(NETWORK_KINDS)})
+    table = table.sort_values(["_kind", "run", "iteration"]).drop(columns="_kind")
+    return table.reset_index(drop=True)
 
 
 def similarity_table(
@@ -215,11 +267,12 @@ def similarity_table(
                     f"outdated layer table. {rebuild_hint(path)}"
                 )
         run, iteration = int(rec["run"]), int(rec["iteration"])
-        key = (rec["metric"], run, iteration, rec["layer_a"], rec["layer_b"])
+        comparison, run_b = comparison_of_path(path)
+        key = (rec["metric"], comparison, run, iteration, run_b, rec["layer_a"], rec["layer_b"])
         if key in seen:
             raise PrunesimError(
-                f"{path} and {seen[key]} both hold {key[0]} for run {run} iteration "
-                f"{iteration}, {key[3]} vs {key[4]}; list each job's output once."
+                f"{path} and {seen[key]} both hold {key[0]} ({comparison}) for run {run} "
+                f"iteration {iteration}, {key[5]} vs {key[6]}; list each job's output once."
             )
         seen[key] = path
         notes = [rec["note"]] if rec.get("note") else []
@@ -227,9 +280,12 @@ def similarity_table(
         if value is not None and not math.isfinite(float(value)):
             notes.append(f"value is not finite ({value})")
         value = _finite_or_none(value)
-        network = _network_key(run, iteration)
+        network = _network_key(run, iteration, _FIRST_NETWORK[comparison])
         if network not in densities:
-            notes.append(f"no metrics.json for run {run} iteration {iteration}: density unknown")
+            notes.append(
+                f"no metrics.json for the {network[0]} network of run {run} iteration "
+                f"{iteration}: density unknown"
+            )
         index, kind = layers[rec["layer_a"]]
         row = {
             "experiment": experiment,
@@ -247,7 +303,10 @@ def similarity_table(
             "note": "; ".join(notes) or None,
             "layer_b": rec["layer_b"],
             "base_metric": rec.get("base_metric", rec["metric"]),
+            "comparison": comparison,
+            "run_b": run_b,
             "_layer_b_index": layers[rec["layer_b"]][0],
+            "_comparison": COMPARISONS.index(comparison),
         }
         for col in OPTIONAL_SIMILARITY_COLUMNS:
             if rec.get(col) is not None:
@@ -255,11 +314,13 @@ def similarity_table(
             row[col] = _finite_or_none(rec.get(col))
         rows.append(row)
     columns = SIMILARITY_COLUMNS + (OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])
-    all_columns = [*SIMILARITY_COLUMNS, "_layer_b_index", *OPTIONAL_SIMILARITY_COLUMNS]
+    hidden = ["_layer_b_index", "_comparison"]
+    all_columns = [*SIMILARITY_COLUMNS, *hidden, *OPTIONAL_SIMILARITY_COLUMNS]
     table = pd.DataFrame(rows, columns=all_columns)
-    table = table.sort_values(["metric", "run", "iteration", "layer_index", "_layer_b_index"])
+    order = ["metric", "_comparison", "run", "iteration", "run_b", "layer_index", "_layer_b_index"]
+    table = table.sort_values(order)
     table = table[columns].reset_index(drop=True)
-    for col in ("run", "iteration", "layer_index"):
+    for col in ("run", "iteration", "layer_index", "run_b"):
         table[col] = table[col].astype("int64")
     floats = ("density", "density_all_params", "value")
     for col in (*floats, *(OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])):
@@ -274,6 +335,7 @@ def similarity_table(
         "note",
         "layer_b",
         "base_metric",
+        "comparison",
     ):
         table[col] = table[col].astype("object")
     return table
@@ -349,7 +411,7 @@ def intrinsic_dimension_table(
             rows.append(
                 {
                     "experiment": experiment, "model": model, "dataset": dataset,
-                    "run": network[0], "iteration": network[1], "density": density,
+                    "run": network[1], "iteration": network[2], "density": density,
                     "density_all_params": density_all, "layer": rec["layer"],
                     "layer_index": index, "layer_kind": kind,
                     "intrinsic_dimension": _finite_or_none(rec.get("id")),
@@ -364,6 +426,24 @@ def intrinsic_dimension_table(
         table[col] = table[col].astype("float64")
     table = table.sort_values(["run", "iteration", "layer_index"])
     return table.reset_index(drop=True)
+
+
+def comparison_rows(similarity: pd.DataFrame, comparison: str) -> pd.DataFrame:
+    """The rows of a similarity table that make one comparison; a table from before the
+    ``comparison`` column holds only the paper's (``pruned_vs_dense``)."""
+    if "comparison" not in similarity:
+        return similarity if comparison == PRUNED_VS_DENSE else similarity.iloc[0:0]
+    return similarity[similarity["comparison"] == comparison]
+
+
+def network_rows(accuracy: pd.DataFrame, *kinds: str) -> pd.DataFrame:
+    """The rows of an accuracy table of these network kinds (``dense``, ``imp``, ``seed``,
+    ``random``); a table from before the ``network`` column holds only dense and IMP."""
+    if "network" in accuracy:
+        kind = accuracy["network"]
+    else:
+        kind = accuracy["iteration"].map(lambda k: "dense" if k == 0 else "imp")
+    return accuracy[kind.isin(kinds)]
 
 
 def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
