@@ -35,6 +35,7 @@ include: "workflow/rules/similarity.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/intrinsic_dimension.smk"
+include: "workflow/rules/controls.smk"
 
 
 ##### target #####

@@ -6,6 +6,9 @@ rule aggregate:
         similarity=get_similarity_outputs,
         networks=get_network_metrics,
         masks=get_masks,
+        # the controls' similarity files and networks (empty unless experiments.<e>.controls)
+        controls=get_control_similarity_outputs,
+        control_networks=get_control_network_metrics,
     output:
         similarity="results/{experiment}/tables/similarity.csv",
         accuracy=report(

@@ -19,6 +19,15 @@ from prunesim.config import (
 )
 from prunesim.metrics import METRICS as METRIC_REGISTRY
 from prunesim.metrics import uses_stats
+from prunesim.controls import (
+    CONTROL_COMPARISONS,
+    RANDOM_PRUNING_RUN,
+    against_network,
+    compared_network,
+    control_comparisons,
+    random_pruning_iterations,
+    seed_networks,
+)
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 validate_config(config)
@@ -52,7 +61,10 @@ wildcard_constraints:
     metric="|".join(METRICS),
     run=r"\d+",
     iteration=r"\d+",
-    network=r"dense|run\d+_iter\d+",
+    network=r"dense|run\d+_iter\d+|seed\d+|random_iter\d+",
+    seed_network=r"\d+",
+    comparison="|".join(CONTROL_COMPARISONS),
+    against=r"dense|run\d+",
     layer_a=r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*",
     layer_b=r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*",
     reshape=r"channels|flatten",
@@ -105,12 +117,18 @@ def get_previous_network(wildcards):
     return f"results/{wildcards.experiment}/networks/run{wildcards.run}/iter{previous}/model.pt"
 
 
+def network_dir(experiment, network):
+    """Directory of a network named like the {network} wildcard (``dense``, ``run1_iter2``, or
+    a control's ``seed1``, ``random_iter2``): IMP networks nest run/iteration."""
+    if network.startswith("run"):
+        run, iteration = network.removeprefix("run").split("_iter")
+        return f"results/{experiment}/networks/run{run}/iter{iteration}"
+    return f"results/{experiment}/networks/{network}"
+
+
 def get_network_checkpoint(wildcards):
     """Checkpoint of the network named by the {network} wildcard."""
-    if wildcards.network == "dense":
-        return f"results/{wildcards.experiment}/networks/dense/model.pt"
-    run, iteration = wildcards.network.removeprefix("run").split("_iter")
-    return f"results/{wildcards.experiment}/networks/run{run}/iter{iteration}/model.pt"
+    return f"{network_dir(wildcards.experiment, wildcards.network)}/model.pt"
 
 
 def metric_source(metric):
@@ -218,13 +236,15 @@ def job_environment():
 job_environment()
 
 
-def similarity_job_spec(metric):
+def similarity_job_spec(metric, pairs=None):
     """Params: one similarity job as the JSON that `python -m prunesim.similarity_job` reads.
 
     Only this metric's config slice goes in (sorted keys), so its changes rerun its jobs only.
+    ``pairs`` (a params function) defaults to the IMP jobs' layer pairs; the controls pass
+    their own (each layer with itself).
     """
     settings = config_slice(f"metrics/{metric}", drop=("metric",))
-    pairs = get_layer_pairs(metric)
+    pairs = pairs or get_layer_pairs(metric)
 
     def spec(wildcards):
         job = {
@@ -367,10 +387,12 @@ LAYERWISE_METRICS = [metric for metric in METRICS if METRIC_BASE[metric] != "cos
 
 
 def get_figure_outputs(experiment):
-    """Every figure of one experiment, SVG and PNG (rules plot and plot_cross_layer)."""
+    """Every figure of one experiment, SVG and PNG (rules plot, plot_cross_layer and the
+    controls' plot rules)."""
     names = ["accuracy", "layerwise", "output_similarity", "mask_overlap"]
     names += [f"similarity_{metric}" for metric in LAYERWISE_METRICS]
     names += [f"cross_layer_{metric}" for metric in cross_layer_metrics(experiment)]
+    names += control_figures(experiment)
     if config["intrinsic_dimension"]:
         names.append("intrinsic_dimension")
     return [
@@ -399,3 +421,89 @@ def get_final_outputs():
         outputs += get_figure_outputs(experiment)
     outputs += get_summary_figure_outputs()
     return outputs
+
+
+##### controls (experiments.<e>.controls; rules in controls.smk) #####
+
+
+def control_pairs(experiment, metric):
+    """Layer pairs of a control comparison: each layer with itself (cosine: output only)."""
+    return [
+        (name, name)
+        for name, kind in selected_layers(EXPERIMENTS[experiment])
+        if METRIC_BASE[metric] != "cosine" or kind == "out"
+    ]
+
+
+def get_control_pairs(metric):
+    """Params function: the [layer, layer] pairs one control similarity job computes."""
+
+    def pairs(wildcards):
+        if "layer_a" in wildcards.keys():
+            return [[wildcards.layer_a, wildcards.layer_b]]
+        return [list(p) for p in control_pairs(wildcards.experiment, metric)]
+
+    return pairs
+
+
+def get_control_activations(which):
+    """Input function: activations of a control comparison's first (`a`) or second network."""
+
+    def acts(wildcards):
+        iteration = int(wildcards.iteration)
+        if which == "a":
+            network = compared_network(
+                wildcards.comparison, int(wildcards.run), iteration
+            )
+        else:
+            network = against_network(wildcards.against, iteration)
+        return f"results/{wildcards.experiment}/activations/{network}.h5"
+
+    return acts
+
+
+def control_similarity_outputs(experiment, metric):
+    root = f"results/{experiment}/similarity/{metric}"
+    return [
+        f"{root}/{comparison}/run{run}/iter{iteration}/{against}/{job}.json"
+        for comparison, run, iteration, against in control_comparisons(
+            EXPERIMENTS[experiment]
+        )
+        for job in (
+            ["all_layers"]
+            if config["similarity_jobs"] == "network"
+            else [f"{a}__{b}" for a, b in control_pairs(experiment, metric)]
+        )
+    ]
+
+
+def get_control_similarity_outputs(wildcards):
+    return [
+        path
+        for metric in METRICS
+        for path in control_similarity_outputs(wildcards.experiment, metric)
+    ]
+
+
+def get_control_network_metrics(wildcards):
+    """metrics.json of every control network (seed and random) of an experiment."""
+    spec = EXPERIMENTS[wildcards.experiment]
+    names = [f"seed{k}" for k in seed_networks(spec)]
+    names += [f"random_iter{k}" for k in random_pruning_iterations(spec)]
+    return [f"{network_dir(wildcards.experiment, n)}/metrics.json" for n in names]
+
+
+def get_random_parent(wildcards):
+    """The network IMP iteration k of run RANDOM_PRUNING_RUN was pruned from."""
+    previous = int(wildcards.iteration) - 1
+    if previous == 0:
+        return f"results/{wildcards.experiment}/networks/dense/model.pt"
+    run = RANDOM_PRUNING_RUN
+    return f"results/{wildcards.experiment}/networks/run{run}/iter{previous}/model.pt"
+
+
+def control_figures(experiment):
+    """Names of the controls' own figures of an experiment (the seed band is in `plot`'s)."""
+    controls = EXPERIMENTS[experiment]["controls"]
+    names = ["random_pruning"] if controls["random_pruning"] else []
+    return names + (["run_vs_run"] if controls["run_vs_run"] is not None else [])

@@ -2,7 +2,8 @@
 
 Inputs: ``similarity`` (every similarity job's JSON), ``networks`` (every network's
 ``metrics.json``, dense included), ``masks`` (every pruned network's ``mask.npz``, under
-``run<r>/iter<k>/``).
+``run<r>/iter<k>/``), ``controls`` (the controls' similarity JSON), ``control_networks``
+(the control networks' ``metrics.json``).
 Outputs: ``similarity``, ``accuracy``, ``masks`` (CSV tables, see docs/architecture.md).
 Params: ``experiment``, ``model``, ``dataset``.
 """
@@ -25,15 +26,15 @@ def main(log):
     overlap = mask_overlap_table(masks, params.experiment) if masks else None
     log.info(
         "tables from %d similarity files and %d networks",
-        len(snakemake.input.similarity),
-        len(snakemake.input.networks),
+        len(snakemake.input.similarity) + len(snakemake.input.controls),
+        len(snakemake.input.networks) + len(snakemake.input.control_networks),
     )
     tables = build_tables(
         params.experiment,
         params.model,
         params.dataset,
-        snakemake.input.similarity,
-        snakemake.input.networks,
+        [*snakemake.input.similarity, *snakemake.input.controls],
+        [*snakemake.input.networks, *snakemake.input.control_networks],
         overlap,
         out_similarity=snakemake.output.similarity,
         out_accuracy=snakemake.output.accuracy,
