@@ -583,3 +583,21 @@ def test_rule_compare_paper_writes_the_table(tmp_path):
     assert statuses["vgg16_svcca_min_in_middle_layers"] == "skipped"  # no svcca computed
     log = (tmp_path / "logs" / "compare_paper" / "paper.log").read_text()
     assert "claims:" in log
+
+
+def test_control_rows_are_not_evidence_for_the_paper_claims():
+    """Random-pruning rows (low similarity, low accuracy at every iteration) in the tables
+    leave every claim's outcome as it was: the claims are about IMP vs dense."""
+    paper = load_claims(CLAIMS_FILE)
+    model, dataset = "vgg16_bn", "cifar10"
+    sim = similarity_table(model, dataset, list(METRICS), value=0.9)
+    acc = accuracy_table(model, dataset, peak_at_iteration_10)
+    before = compare_with_paper(sim, acc, paper, model, dataset)
+    random_sim = sim[sim.run == 1].assign(comparison="random_vs_dense", value=0.01)
+    random_acc = acc[acc.run == 1].assign(network="random", test_accuracy=0.1)
+    after = compare_with_paper(
+        pd.concat([sim.assign(comparison="pruned_vs_dense"), random_sim]),
+        pd.concat([acc.assign(network=["dense"] + ["imp"] * (len(acc) - 1)), random_acc]),
+        paper, model, dataset,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(before, after)

@@ -582,3 +582,115 @@ def test_import_does_not_load_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, f"prunesim.plotting imported {proc.stdout}{proc.stderr}"
+
+
+# ---------------------------------------------------------------------------- controls
+
+SEED_VALUES = {1: 0.97, 2: 0.91}  # two seed networks: band 0.94 ± 0.042 on every layer
+
+
+def with_controls(similarity: pd.DataFrame) -> pd.DataFrame:
+    """The fixture's rows (pruned_vs_dense) plus each control's, as aggregate writes them."""
+    paper = similarity.assign(comparison="pruned_vs_dense", run_b=0)
+    rows = []
+    for metric in ("svcca", "pwcca", "cka", "nbs"):
+        for index, (layer, kind) in enumerate(LAYERS):
+            common = dict(layer=layer, layer_index=index, layer_kind=kind, metric=metric,
+                          note=None, layer_b=layer, model=MODEL, dataset=DATASET)  # fmt: skip
+            for k, v in SEED_VALUES.items():
+                rows.append(dict(common, comparison="seed_vs_dense", run=k, run_b=0, iteration=0,
+                                 density=1.0, density_all_params=1.0, value=v))  # fmt: skip
+            rows.append(dict(common, comparison="random_vs_dense", run=1, run_b=0, iteration=2,
+                             density=density(2), density_all_params=density_all(2),
+                             value=0.3))  # fmt: skip
+            for k in ITERATIONS:
+                for a, b in ((1, 2), (1, 3), (2, 3)):
+                    rows.append(dict(common, comparison="run_vs_run", run=a, run_b=b,
+                                     iteration=k, density=density(k),
+                                     density_all_params=density_all(k),
+                                     value=0.5 + 0.1 * a))  # fmt: skip
+    return pd.concat([paper, pd.DataFrame(rows)], ignore_index=True)
+
+
+def seed_bands(ax):
+    grey = mcolors.to_rgba(plotting._SEED_BAND)[:3]
+    return [b for b in bands(ax) if tuple(b.get_facecolor()[0][:3]) == pytest.approx(grey)]
+
+
+def test_seed_band_on_layerwise_figures_controls_left_out_of_the_lines(similarity):
+    table = with_controls(similarity)
+    ax = plotting.plot_layerwise(table, "cka").axes[0]
+    (band,) = seed_bands(ax)
+    ys = band.get_paths()[0].vertices[:, 1]
+    spread = np.std(list(SEED_VALUES.values()), ddof=1)
+    assert ys.min() == pytest.approx(0.94 - spread)
+    assert ys.max() == pytest.approx(0.94 + spread)
+    lines = [line for line in labelled_lines(ax) if "dense vs dense" not in line.get_label()]
+    assert len(lines) == len(ITERATIONS)  # the control rows add no IMP line ...
+    for k, line in zip(ITERATIONS, lines, strict=True):  # ... nor move one
+        expected = [np.mean([value("cka", r, k, i) for r in RUNS]) for i in range(len(LAYERS))]
+        np.testing.assert_allclose(line.get_ydata(), expected)
+    assert any("Grey band: dense vs dense, 2 networks" in t.get_text() for t in ax.figure.texts)
+    assert ax.get_ylim()[1] > 0.94 + spread, "the fitted range makes room for the band"
+    grid = plotting.plot_layerwise_grid(table)
+    assert all(len(seed_bands(ax)) == 1 for ax in grid.axes[:4])
+    # without seed rows: no band, no note
+    plain = plotting.plot_layerwise(similarity, "cka").axes[0]
+    assert seed_bands(plain) == []
+    assert not any("Grey band" in t.get_text() for t in plain.figure.texts)
+
+
+def test_paper_figures_ignore_control_rows(similarity, accuracy):
+    table = with_controls(similarity)
+    a = plotting.plot_output_similarity(table).axes[0]
+    b = plotting.plot_output_similarity(similarity).axes[0]
+    for la, lb in zip(labelled_lines(a), labelled_lines(b), strict=True):
+        np.testing.assert_allclose(la.get_ydata(), lb.get_ydata())
+    acc = pd.concat([accuracy.assign(network=np.where(accuracy.iteration == 0, "dense", "imp")),
+                     pd.DataFrame([dict(run=1, iteration=2, density=0.64, density_all_params=0.65,
+                                        test_accuracy=0.1, network="random", model=MODEL,
+                                        dataset=DATASET)])])  # fmt: skip
+    ys = plotting.plot_accuracy(acc).axes[0].collections[1].get_offsets()[:, 1]
+    assert 0.1 not in ys, "the random network is not one of IMP's dots"
+
+
+def test_random_pruning_figure(similarity, accuracy):
+    table = with_controls(similarity)
+    acc = pd.concat([accuracy.assign(network=np.where(accuracy.iteration == 0, "dense", "imp")),
+                     pd.DataFrame([dict(run=1, iteration=2, density=0.64, density_all_params=0.65,
+                                        test_accuracy=0.42, network="random", model=MODEL,
+                                        dataset=DATASET)])])  # fmt: skip
+    fig = plotting.plot_random_pruning(table, acc)
+    first, cka = fig.axes[0], fig.axes[3]
+    assert cka.get_title() == "CKA"
+    crosses = [c for c in first.collections if c.get_label() == "random pruning"]
+    assert crosses[0].get_offsets()[:, 1].tolist() == [0.42]
+    lines = {line.get_label(): line for line in labelled_lines(cka)}
+    label = plotting._iter_label(2, pd.Series({2: density_all(2)}))
+    np.testing.assert_allclose(lines[f"random, {label}"].get_ydata(), 0.3)
+    np.testing.assert_allclose(
+        lines[f"IMP run 1, {label}"].get_ydata(),
+        [value("cka", 1, 2, i) for i in range(len(LAYERS))],
+    )
+    assert len(seed_bands(cka)) == 1
+    empty = plotting.plot_random_pruning(similarity, accuracy)
+    assert "no random-pruning" in empty.axes[0].texts[0].get_text()
+
+
+def test_run_vs_run_figure(similarity):
+    table = with_controls(similarity)
+    fig = plotting.plot_run_vs_run(table)
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["SVCCA", "PWCCA", "CKA", "NBS"]
+    lines = {line.get_label(): line for line in labelled_lines(fig.axes[2])}
+    density = pd.Series({k: density_all(k) for k in ITERATIONS})
+    for k in ITERATIONS:
+        label = plotting._iter_label(k, density)
+        # mean over the pairs (1, 2), (1, 3), (2, 3): (0.6 + 0.6 + 0.7) / 3
+        np.testing.assert_allclose(lines[f"run vs run, {label}"].get_ydata(), 1.9 / 3)
+        np.testing.assert_allclose(
+            lines[f"pruned vs dense, {label}"].get_ydata(),
+            [np.mean([value("cka", r, k, i) for r in RUNS]) for i in range(len(LAYERS))],
+        )
+    assert any("3 pairs of runs" in t.get_text() for t in fig.texts)
+    empty = plotting.plot_run_vs_run(similarity)
+    assert "no run-against-run" in empty.axes[0].texts[0].get_text()

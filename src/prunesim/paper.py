@@ -47,7 +47,8 @@ import yaml
 
 from prunesim.errors import PrunesimError
 from prunesim.layers import MODEL_NAMES, compared_layers
-from prunesim.tables import write_csv
+from prunesim.controls import PRUNED_VS_DENSE
+from prunesim.tables import comparison_rows, network_rows, write_csv
 
 COMPARISON_COLUMNS = [
     "claim", "figure", "description", "scope", "paper_value", "measured_value", "status",
@@ -760,8 +761,9 @@ def compare_with_paper(
 ) -> pd.DataFrame:
     """One row per claim (columns :data:`COMPARISON_COLUMNS`), in the claims file's order."""
     paper = claims if isinstance(claims, PaperClaims) else load_claims(claims)
-    similarity = _read(similarity, "similarity")
-    accuracy = _read(accuracy, "accuracy")
+    # the paper's claims are about IMP vs dense: the controls' rows are not evidence for them
+    similarity = comparison_rows(_read(similarity, "similarity"), PRUNED_VS_DENSE)
+    accuracy = network_rows(_read(accuracy, "accuracy"), "dense", "imp")
     rows = []
     for claim in paper.claims:
         outcome = evaluate_claim(claim, paper, similarity, accuracy, model, dataset)

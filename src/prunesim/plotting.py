@@ -21,6 +21,15 @@ Figures:
   IMP iteration, mean over run pairs, with the chance level of random masks.
 - :func:`plot_cross_layer`: heatmap of one metric between every pruned layer and every
   dense layer at one IMP iteration (when cross-layer pairs were computed).
+- :func:`plot_random_pruning`: the random-pruning control beside IMP: accuracy, and each
+  paper metric layer by layer for IMP and for random pruning at the same iterations.
+- :func:`plot_run_vs_run`: the run-against-run control: pruned networks of different runs
+  compared with each other, beside the pruned-vs-dense lines.
+
+The paper's figures draw the ``pruned_vs_dense`` rows and IMP's networks only; when the
+table holds the seed-baseline control (``seed_vs_dense``), every layerwise panel also shows
+its mean ± 1 std over the seed networks as a grey band: the similarity retraining from
+scratch alone gives, against which pruning's change can be read.
 
 Settings shared by the figures (the config's ``figures:`` block, :data:`FIGURE_DEFAULTS`):
 ``density_axis`` (``all_params``: the proportion of all parameters, BN and biases included,
@@ -55,9 +64,17 @@ from matplotlib.ticker import (
 )
 
 from prunesim.atomic import atomic_path
+from prunesim.controls import (
+    PRUNED_VS_DENSE,
+    RANDOM_PRUNING_RUN,
+    RANDOM_VS_DENSE,
+    RUN_VS_RUN,
+    SEED_VS_DENSE,
+)
 from prunesim.errors import PrunesimError
 from prunesim.layers import compared_layers
 from prunesim.masks import ALL_LAYERS, random_jaccard
+from prunesim.tables import comparison_rows, network_rows
 
 METRIC_LABELS = {
     "mean_cca": "mean CCA",
@@ -112,6 +129,7 @@ _MAX_DENSITY_TICKS = 8
 _MAX_ITERATION_TICKS = 11
 _UNIT_YLIM = (-0.03, 1.03)  # [0, 1] with room for the markers at 0 and 1
 _MAX_ANNOTATED_CELLS = 600
+_SEED_BAND = "0.6"  # grey: the seed baseline (dense vs dense) is a reference, not a result
 
 
 @contextlib.contextmanager
@@ -352,8 +370,10 @@ def _mean_std(df: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- accuracy
 
 
-def _accuracy_table(accuracy: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
-    df = read_table(accuracy).dropna(subset=["test_accuracy"])
+def _accuracy_table(accuracy: str | os.PathLike | pd.DataFrame, *kinds: str) -> pd.DataFrame:
+    """The accuracy table's networks of ``kinds`` (default the paper's: dense and IMP)."""
+    df = network_rows(read_table(accuracy), *(kinds or ("dense", "imp")))
+    df = df.dropna(subset=["test_accuracy"])
     if not df.empty and df["test_accuracy"].max() > 1.0:  # tolerate percentages
         df["test_accuracy"] = df["test_accuracy"] / 100.0
     return df
@@ -483,6 +503,20 @@ def plot_accuracy_all(
 # ---------------------------------------------------------------------------- similarity
 
 
+def _paper_and_seed_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the paper's pruned-vs-dense rows, the seed baseline's rows) of a similarity table."""
+    return comparison_rows(df, PRUNED_VS_DENSE), comparison_rows(df, SEED_VS_DENSE)
+
+
+def _seed_note(n_seeds: int) -> str:
+    if not n_seeds:
+        return ""
+    return (
+        f" Grey band: dense vs dense, {_plural(n_seeds, 'network', 'networks')} trained with "
+        "other seeds (mean ± 1 std, dotted: mean): the similarity retraining alone gives."
+    )
+
+
 def _same_layer(df: pd.DataFrame) -> pd.DataFrame:
     if "layer_b" not in df:
         return df
@@ -497,7 +531,7 @@ def _iter_label(iteration: int, density: pd.Series) -> str:
 class _Layerwise:
     """What every layerwise panel of a table shares: layers, iterations, colours, densities."""
 
-    def __init__(self, df: pd.DataFrame, density_axis: str):
+    def __init__(self, df: pd.DataFrame, density_axis: str, seed: pd.DataFrame | None = None):
         df = _same_layer(df)
         column, self.counts = _density_column(df, density_axis)
         order = df.drop_duplicates("layer").sort_values("layer_index")
@@ -508,13 +542,35 @@ class _Layerwise:
         self.iterations = list(self.density.index)
         self.palette = sns.color_palette(_LAYERWISE_PALETTE, len(self.iterations))
         self.legend_title = f"{self.counts} remaining\n(IMP iteration)"
+        seed = _same_layer(seed) if seed is not None else df.iloc[0:0]
+        self.seed = seed.assign(position=seed["layer"].map(position))
+
+    def n_seeds(self, metrics: Iterable[str]) -> int:
+        """Seed networks behind the grey band of ``metrics`` (0: no band)."""
+        return self.seed.loc[self.seed["metric"].isin(list(metrics)), "run"].nunique()
+
+    def draw_seed_band(self, ax, metric: str) -> list[float]:
+        """The seed baseline of ``metric``: mean ± 1 std over the seed networks, per layer."""
+        seed = self.seed[self.seed["metric"] == metric].dropna(subset=["position"])
+        if seed.empty:
+            return []
+        x = np.arange(len(self.layers))
+        st = _mean_std(seed, ["position"], "value").set_index("position").reindex(x)
+        mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
+        n = seed["run"].nunique()
+        ax.fill_between(
+            x, mean - std, mean + std, color=_SEED_BAND, alpha=0.35, lw=0, zorder=1,
+            label=f"dense vs dense ({_plural(n, 'seed', 'seeds')}): ± 1 std",
+        )  # fmt: skip
+        ax.plot(x, mean, color=_SEED_BAND, ls=":", lw=1.4, zorder=1.5, label="dense vs dense: mean")
+        return [*(mean - std), *(mean + std)]
 
     def draw(self, ax, metric: str, *, bands: bool, ylim: str) -> tuple[int, int]:
         """One metric's lines in ``ax``; returns (undefined values, values)."""
         df = self.df[self.df["metric"] == metric]
         stats = _mean_std(df, ["iteration", "position"], "value")
         x = np.arange(len(self.layers))
-        drawn: list[float] = []
+        drawn: list[float] = self.draw_seed_band(ax, metric)
         for colour, k in zip(self.palette, self.iterations, strict=True):
             st = stats[stats["iteration"] == k].set_index("position").reindex(x)
             mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
@@ -568,15 +624,15 @@ def plot_layerwise(
     x: the compared layers in forward order, named; y: similarity, fitted to the data
     (``ylim="data"``) or [0, 1] (``"unit"``); one line per IMP iteration from light (first)
     to dark (last), mean over runs, with a ± 1 std band if ``bands``. Legend entries give
-    the proportion remaining (``density_axis``).
+    the proportion remaining (``density_axis``). With seed-baseline rows, a grey band.
     """
-    df = read_table(similarity)
+    df, seed = _paper_and_seed_rows(read_table(similarity))
     label = _metric_label(metric)
     title = title or f"{label}, pruned vs dense, layer by layer: {_subject(df)}"
     part = _same_layer(df[df["metric"] == metric])
     if part.empty:
         return _placeholder(title, f"no same-layer {label} values in the table", out)
-    lw = _Layerwise(part, density_axis)
+    lw = _Layerwise(part, density_axis, seed)
 
     with _style():
         fig = Figure(figsize=(max(6.0, 0.42 * len(lw.layers) + 3.5), 4.6), layout="constrained")
@@ -589,7 +645,8 @@ def plot_layerwise(
         _footnote(
             fig,
             f"Lines: mean over {_plural(lw.n_runs([metric]), 'run', 'runs')}; "
-            + _bands_note(bands),
+            + _bands_note(bands)
+            + _seed_note(lw.n_seeds([metric])),
             n_missing,
             n_total,
         )
@@ -613,14 +670,14 @@ def plot_layerwise_grid(
     IMP iteration light → dark, mean over runs); one legend serves all panels. A metric
     missing from the table leaves its panel saying so.
     """
-    df = read_table(similarity)
+    df, seed = _paper_and_seed_rows(read_table(similarity))
     title = title or f"Layerwise similarity, pruned vs dense: {_subject(df)}"
     present = set(_same_layer(df)["metric"])
     drawable = [m for m in metrics if m in present]
     if not drawable:
         names = ", ".join(_metric_label(m) for m in metrics)
         return _placeholder(title, f"no same-layer {names} values in the table", out)
-    lw = _Layerwise(df[df["metric"].isin(drawable)], density_axis)
+    lw = _Layerwise(df[df["metric"].isin(drawable)], density_axis, seed)
     ncols = 2 if len(metrics) > 1 else 1
     nrows = -(-len(metrics) // ncols)
 
@@ -660,6 +717,7 @@ def plot_layerwise_grid(
             fig,
             f"Lines: mean over {_plural(lw.n_runs(drawable), 'run', 'runs')}; "
             + _bands_note(bands)
+            + _seed_note(lw.n_seeds(drawable))
             + (" y ranges fitted to each panel's data." if ylim == "data" else ""),
             n_missing,
             n_total,
@@ -684,7 +742,7 @@ def plot_output_similarity(
     own colour and marker (mean over runs, ± 1 std band if ``bands``); every run's value is
     a dot beside its iteration (shifted a little per metric so that none hides another).
     """
-    df = read_table(similarity)
+    df = comparison_rows(read_table(similarity), PRUNED_VS_DENSE)
     title = title or f"Output-layer similarity, pruned vs dense: {_subject(df)}"
     df = _same_layer(df[df["layer_kind"] == "out"])
     if metrics is not None:
@@ -844,7 +902,7 @@ def plot_cross_layer(
     Mean over runs at ``iteration`` (default: the last one in the table). Drawn only where
     cross-layer pairs were computed; otherwise the figure says so.
     """
-    df = read_table(similarity)
+    df = comparison_rows(read_table(similarity), PRUNED_VS_DENSE)
     label = _metric_label(metric)
     df = df[df["metric"] == metric]
     cross = "layer_b" in df and bool((df["layer_b"].notna() & (df["layer"] != df["layer_b"])).any())
@@ -939,6 +997,175 @@ def plot_intrinsic_dimension(
             f"; dense network dashed; {_bands_note(bands)}",
             n_missing,
             n_total,
+        )
+    save_figure(fig, out)
+    return fig
+
+
+# ---------------------------------------------------------------------------- controls
+
+
+def _metric_panels(fig: Figure, n_panels: int, ncols: int):
+    axes = fig.subplots(-(-n_panels // ncols), ncols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_axis_off()
+    return axes
+
+
+def _control_lines(ax, lw: _Layerwise, rows: pd.DataFrame, metric: str, styles) -> list[float]:
+    """Mean over runs (or pairs) per iteration of ``rows``' ``metric``, one line per
+    iteration in ``lw``'s colour; ``styles`` = (line style, marker, label suffix)."""
+    ls, marker, what = styles
+    rows = _same_layer(rows[rows["metric"] == metric])
+    position = {name: i for i, name in enumerate(lw.layers)}
+    rows = rows.assign(position=rows["layer"].map(position))
+    stats = _mean_std(rows, ["iteration", "position"], "value")
+    x = np.arange(len(lw.layers))
+    drawn: list[float] = []
+    for colour, k in zip(lw.palette, lw.iterations, strict=True):
+        st = stats[stats["iteration"] == k].set_index("position").reindex(x)
+        if st["mean"].isna().all():
+            continue
+        mean = st["mean"].to_numpy()
+        ax.plot(
+            x, mean, color=colour, ls=ls, marker=marker, ms=4, lw=1.6,
+            label=f"{what}, {_iter_label(k, lw.density)}",
+        )  # fmt: skip
+        drawn += list(mean)
+    return drawn
+
+
+def _layer_axis(ax, lw: _Layerwise) -> None:
+    x = np.arange(len(lw.layers))
+    ax.set_xticks(x, labels=lw.layers, rotation=60, ha="right", rotation_mode="anchor")
+    ax.set_xlim(-0.5, len(lw.layers) - 0.5)
+
+
+def _draw_random_accuracy(ax, accuracy: pd.DataFrame, iterations: Sequence[int]) -> None:
+    """IMP's accuracy per iteration (mean over runs, run 1 marked) and the random networks'."""
+    imp = _accuracy_table(accuracy, "dense", "imp")
+    random = _accuracy_table(accuracy, "random")
+    stats = _mean_std(imp, ["iteration"], "test_accuracy")
+    colour = sns.color_palette("deep")[0]
+    ax.plot(stats["iteration"], stats["mean"], color=colour, marker="o", ms=4, lw=1.6,
+            label="IMP: mean over runs")  # fmt: skip
+    run = imp[(imp["run"] == RANDOM_PRUNING_RUN) | (imp["iteration"] == 0)]
+    ax.scatter(run["iteration"], run["test_accuracy"], color=colour, marker="s", s=22,
+               label=f"IMP: run {RANDOM_PRUNING_RUN}", zorder=3)  # fmt: skip
+    ax.scatter(random["iteration"], random["test_accuracy"], color="firebrick", marker="X",
+               s=48, label="random pruning", zorder=4)  # fmt: skip
+    values = [*imp["test_accuracy"], *random["test_accuracy"]]
+    its = sorted({0, *stats["iteration"], *iterations})
+    ax.set_xticks(its)
+    ax.set_xlabel("IMP iteration")
+    _percent_axis(ax, values)
+    ax.set_title("test accuracy")
+    ax.legend(frameon=False, fontsize="small")
+
+
+def plot_random_pruning(
+    similarity: str | os.PathLike | pd.DataFrame,
+    accuracy: str | os.PathLike | pd.DataFrame,
+    out: Out = None,
+    *,
+    metrics: Sequence[str] = PAPER_METRICS,
+    ylim: str = FIGURE_DEFAULTS["similarity_ylim"],
+    density_axis: str = FIGURE_DEFAULTS["density_axis"],
+    title: str | None = None,
+) -> Figure:
+    """The random-pruning control beside IMP, one experiment.
+
+    First panel: test accuracy per IMP iteration (IMP's mean over runs, run 1's networks,
+    the random networks as red crosses). Then one panel per metric: layer by layer, for
+    every iteration with a random network, IMP run 1 (solid; the random network's sibling:
+    same parent, same per-layer counts, same retraining) and random pruning (dashed) vs the
+    dense network, in that iteration's colour; the seed baseline's grey band where present.
+    """
+    df = read_table(similarity)
+    paper, seed = _paper_and_seed_rows(df)
+    random = comparison_rows(df, RANDOM_VS_DENSE)
+    title = title or f"Random pruning at IMP's per-layer counts vs IMP: {_subject(df)}"
+    drawable = [m for m in metrics if m in set(random["metric"])]
+    if random.empty or not drawable:
+        return _placeholder(title, "no random-pruning similarity values in the table", out)
+    iterations = sorted(set(random["iteration"]))
+    imp = paper[(paper["run"] == RANDOM_PRUNING_RUN) & paper["iteration"].isin(iterations)]
+    lw = _Layerwise(pd.concat([imp, random]), density_axis, seed)
+    with _style():
+        fig = Figure(figsize=(max(12.0, 0.9 * len(lw.layers) * 3 + 3), 8.4), layout="constrained")
+        axes = _metric_panels(fig, len(drawable) + 1, 3)
+        _draw_random_accuracy(axes[0], read_table(accuracy), iterations)
+        for ax, metric in zip(axes[1:], drawable, strict=False):
+            drawn = lw.draw_seed_band(ax, metric)
+            drawn += _control_lines(
+                ax, lw, imp, metric, ("-", "o", f"IMP run {RANDOM_PRUNING_RUN}")
+            )
+            drawn += _control_lines(ax, lw, random, metric, ("--", "X", "random"))
+            _layer_axis(ax, lw)
+            _fit_ylim(ax, drawn, ylim)
+            ax.set_title(_metric_label(metric))
+            ax.set_ylabel(_similarity_label(metric))
+        handles, labels = axes[1].get_legend_handles_labels()
+        fig.legend(handles, labels, title=lw.legend_title, loc="outside right upper",
+                   frameon=False)  # fmt: skip
+        fig.suptitle(title)
+        _footnote(
+            fig,
+            f"Each random network starts from IMP run {RANDOM_PRUNING_RUN}'s parent of that "
+            "iteration, loses as many weights per layer as IMP did (chosen uniformly among the "
+            "alive ones) and is retrained as IMP was; similarities are to the dense network."
+            + _seed_note(lw.n_seeds(drawable)),
+        )
+    save_figure(fig, out)
+    return fig
+
+
+def plot_run_vs_run(
+    similarity: str | os.PathLike | pd.DataFrame,
+    out: Out = None,
+    *,
+    metrics: Sequence[str] = PAPER_METRICS,
+    ylim: str = FIGURE_DEFAULTS["similarity_ylim"],
+    density_axis: str = FIGURE_DEFAULTS["density_axis"],
+    title: str | None = None,
+) -> Figure:
+    """Run against run: do IMP's runs converge to one representation as sparsity grows?
+
+    One panel per metric, layer by layer: per IMP iteration (light → dark), the similarity
+    between pruned networks of different runs (solid, mean over pairs of runs) beside the
+    pruned-vs-dense similarity (dashed, mean over runs); the seed baseline's grey band
+    (dense vs dense) where present. Solid lines rising with the iterations, above the dashed
+    ones, would be the convergence the paper reads into ResNet_fast's figure.
+    """
+    df = read_table(similarity)
+    paper, seed = _paper_and_seed_rows(df)
+    runs = comparison_rows(df, RUN_VS_RUN)
+    title = title or f"Run against run vs pruned against dense: {_subject(df)}"
+    drawable = [m for m in metrics if m in set(runs["metric"])]
+    if runs.empty or not drawable:
+        return _placeholder(title, "no run-against-run similarity values in the table", out)
+    lw = _Layerwise(pd.concat([paper, runs]), density_axis, seed)
+    n_pairs = len(runs[["run", "run_b"]].drop_duplicates()) if "run_b" in runs else 0
+    with _style():
+        fig = Figure(figsize=(max(10.0, 0.6 * len(lw.layers) * 2 + 4), 7.6), layout="constrained")
+        axes = _metric_panels(fig, len(drawable), 2)
+        for ax, metric in zip(axes, drawable, strict=False):
+            drawn = lw.draw_seed_band(ax, metric)
+            drawn += _control_lines(ax, lw, runs, metric, ("-", "o", "run vs run"))
+            drawn += _control_lines(ax, lw, paper, metric, ("--", None, "pruned vs dense"))
+            _layer_axis(ax, lw)
+            _fit_ylim(ax, drawn, ylim)
+            ax.set_title(_metric_label(metric))
+            ax.set_ylabel(_similarity_label(metric))
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, title=lw.legend_title, loc="outside right upper",
+                   frameon=False, ncol=1 if len(labels) <= 16 else 2)  # fmt: skip
+        fig.suptitle(title)
+        _footnote(
+            fig,
+            f"Solid: pruned networks of two runs at the same iteration, mean over "
+            f"{_plural(n_pairs, 'pair', 'pairs')} of runs; dashed: pruned vs dense, mean over "
+            f"{_plural(paper['run'].nunique(), 'run', 'runs')}." + _seed_note(lw.n_seeds(drawable)),
         )
     save_figure(fig, out)
     return fig
