@@ -331,6 +331,23 @@ def test_new_captions_exist():
     assert {"layerwise.rst", "accuracy_all.rst"} <= set(CAPTION_FILES)
 
 
+def test_control_captions_say_what_is_compared():
+    config = {**FULL_CONFIG}
+    config["experiments"] = {
+        "exp": {
+            **FULL_CONFIG["experiments"]["exp"],
+            "controls": {"seed_baseline": 3, "random_pruning": [2], "run_vs_run": {"max_pairs": 4}},
+        }
+    }
+    assert "at most 4 pairs" in render_caption("run_vs_run.rst", config, experiment="exp")
+    assert "[2]" in render_caption("random_pruning.rst", config, experiment="exp")
+    for name in ("layerwise.rst", "similarity.rst"):
+        text = render_caption(name, config, experiment="exp")
+        assert "grey band" in text
+        assert "3 dense network(s)" in text
+        assert "grey band" not in render_caption(name, FULL_CONFIG, experiment="exp")
+
+
 @pytest.mark.parametrize("name", ["accuracy.rst", "accuracy_all.rst"])
 def test_accuracy_captions_name_the_band_and_the_density_axis(name):
     text = render_caption(name, FULL_CONFIG, experiment="exp")
@@ -573,6 +590,9 @@ def test_tiny_report_shows_every_figure(tiny_report_html, tiny_workflow, tmp_pat
             expected[f"similarity_{metric}.svg"] = ("Similarity", "Layerwise similarity")
     for metric in config["experiments"]["tiny"]["cross_layer"]["metrics"]:
         expected[f"cross_layer_{metric}.svg"] = ("Similarity", "Cross-layer similarity")
+    # the controls' figures (tiny turns on one of each)
+    expected["random_pruning.svg"] = ("Controls", "Random pruning at IMP's per-layer counts")
+    expected["run_vs_run.svg"] = ("Controls", "Run against run")
     assert_report_shows(tiny_report_html, tmp_path, expected, tiny_workflow)
     names = {entry["name"] for entry in embedded(tiny_report_html, "results").values()}
     assert "similarity_cosine.svg" not in names
@@ -600,6 +620,8 @@ def test_tiny_report_zip_holds_every_figure(tiny_workflow, tmp_path):
         "layerwise.svg",
         "mask_overlap.svg",
         "cross_layer_cka.svg",
+        "random_pruning.svg",
+        "run_vs_run.svg",
     } <= figures
     assert "similarity_cosine.svg" not in figures
     assert any(name.endswith("report.html") for name in names)

@@ -36,13 +36,14 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     tables = tiny_workflow / "results" / "tiny" / "tables"
     similarity = pd.read_csv(tables / "similarity.csv")
     accuracy = pd.read_csv(tables / "accuracy.csv")
-    assert list(similarity.columns[:12]) == [
+    assert list(similarity.columns) == [
         "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
-        "layer", "layer_index", "layer_kind", "metric", "value",
+        "layer", "layer_index", "layer_kind", "metric", "value", "note", "layer_b", "base_metric",
+        "comparison", "run_b",
     ]  # fmt: skip
     assert list(accuracy.columns) == [
         "experiment", "model", "dataset", "run", "iteration", "density", "density_all_params",
-        "test_accuracy",
+        "test_accuracy", "network",
     ]  # fmt: skip
     masks = pd.read_csv(tables / "masks.csv")
     for table in (similarity, accuracy, masks):
@@ -53,6 +54,9 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     compared = {name for name, _ in compared_layers("vgg_svhn")}
     assert set(masks.layer) - {"all"} <= compared, set(masks.layer)
     assert (masks.parameter[masks.layer == "conv1"] == "conv1.conv.weight").all()
+    # the controls' rows are checked in test_tiny_run_controls
+    similarity = similarity[similarity.comparison == "pruned_vs_dense"]
+    accuracy = accuracy[accuracy.network.isin(["dense", "imp"])]
     # BN and biases are never pruned: more of all parameters remain than of prunable weights
     pruned_rows = accuracy[accuracy.iteration > 0]
     assert (pruned_rows.density_all_params > pruned_rows.density).all()
@@ -99,6 +103,59 @@ def test_tiny_run_writes_tables_and_figures(tiny_workflow):
     assert (tiny_workflow / "results" / "figures" / "accuracy_all.svg").stat().st_size > 1000
 
 
+def test_tiny_run_controls(tiny_workflow):
+    """tiny's controls: 1 seed network, random pruning at iteration 2, runs 1 vs 2."""
+    tables = tiny_workflow / "results" / "tiny" / "tables"
+    similarity = pd.read_csv(tables / "similarity.csv")
+    accuracy = pd.read_csv(tables / "accuracy.csv")
+    per_network = 3 * 6 + 1  # 3 layers x 6 layerwise metrics (cka_channels incl.) + cosine
+    counts = similarity.comparison.value_counts().to_dict()
+    assert counts == {
+        "pruned_vs_dense": 2 * 2 * per_network + 2 * 6,  # + the cross-layer CKA pairs
+        "seed_vs_dense": per_network,
+        "random_vs_dense": per_network,
+        "run_vs_run": 2 * per_network,  # one pair of runs at 2 iterations
+    }
+    controls = similarity[similarity.comparison != "pruned_vs_dense"]
+    assert (controls.layer == controls.layer_b).all(), "controls compare a layer with itself"
+    assert controls.value.notna().all()
+    seed = similarity[similarity.comparison == "seed_vs_dense"]
+    assert set(zip(seed.run, seed.iteration, seed.run_b, strict=True)) == {(1, 0, 0)}
+    assert (seed.density == 1.0).all()
+    # another seed is another network: below 1 somewhere (the same seed would give 1)
+    assert seed[seed.metric == "cka"].value.min() < 0.999
+    runs = similarity[similarity.comparison == "run_vs_run"]
+    assert set(zip(runs.run, runs.run_b, strict=True)) == {(1, 2)}
+    assert set(runs.iteration) == {1, 2}
+    random_net = accuracy[accuracy.network == "random"]
+    assert random_net[["run", "iteration"]].values.tolist() == [[1, 2]]
+    imp = accuracy[(accuracy.network == "imp") & (accuracy.run == 1) & (accuracy.iteration == 2)]
+    # IMP's per-layer counts: the same density, to the weight
+    assert random_net.density.iloc[0] == imp.density.iloc[0]
+    assert accuracy[accuracy.network == "seed"].test_accuracy.iloc[0] > 0.3
+    random_rows = similarity[similarity.comparison == "random_vs_dense"]
+    assert set(random_rows.density) == {imp.density.iloc[0]}
+    random_dir = tiny_workflow / "results" / "tiny" / "networks" / "random_iter2"
+    imp_dir = tiny_workflow / "results" / "tiny" / "networks" / "run1" / "iter2"
+    from prunesim.masks import load_mask_npz
+
+    random_mask, imp_mask = (
+        load_mask_npz(random_dir / "mask.npz"),
+        load_mask_npz(imp_dir / "mask.npz"),
+    )
+    assert list(random_mask) == list(imp_mask)
+    for name in imp_mask:
+        assert random_mask[name].sum() == imp_mask[name].sum(), name
+    assert any((random_mask[n] != imp_mask[n]).any() for n in imp_mask), "other weights"
+    figures = tiny_workflow / "results" / "tiny" / "figures"
+    for name in ("random_pruning", "run_vs_run"):
+        for suffix in ("svg", "png"):
+            assert (figures / f"{name}.{suffix}").stat().st_size > 1000, name
+    assert "dense vs dense" in (figures / "layerwise.svg").read_text()
+    assert "dense vs dense" in (figures / "similarity_cka.svg").read_text()
+    assert not (tiny_workflow / "results" / "tiny_filters" / "figures" / "run_vs_run.svg").exists()
+
+
 def test_tiny_run_intrinsic_dimension(tiny_workflow):
     """Opt-in intrinsic dimension: one row per network and compared layer, and its figure."""
     table = pd.read_csv(tiny_workflow / "results" / "tiny" / "tables" / "intrinsic_dimension.csv")
@@ -119,7 +176,8 @@ def test_tiny_run_structured_pruning(tiny_workflow):
     # filters and the next layers' input columns go: below 0.8^k of the weights
     assert (pruned.density.to_numpy() < 0.8 ** pruned.iteration.to_numpy()).all()
     similarity = pd.read_csv(tables / "similarity.csv")
-    assert len(similarity) == 2 * (3 * 6 + 1)
+    assert len(similarity) == 2 * (3 * 6 + 1)  # no controls in tiny_filters
+    assert set(similarity.comparison) == {"pruned_vs_dense"}
     figures = tiny_workflow / "results" / "tiny_filters" / "figures"
     assert (figures / "layerwise.svg").stat().st_size > 1000
 
@@ -138,11 +196,14 @@ def test_changing_one_metric_reruns_only_that_metric(tiny_copy, tmp_path):
     # cheap collectors and figures of both experiments; intrinsic dimension is not touched
     assert jobs == {
         "similarity_svcca": 18,
+        "control_similarity_svcca": 4 * 3,  # tiny's 4 control comparisons x 3 layers
         "aggregate": 2,
         "compare_paper": 2,
         "plot": 2,
         "plot_accuracy_all": 1,
         "plot_cross_layer": 1,
+        "plot_random_pruning": 1,
+        "plot_run_vs_run": 1,
         "all": 1,
     }
     snakemake(tiny_copy, config=edited)
@@ -157,11 +218,14 @@ def test_changing_a_metric_variant_reruns_only_that_variant(tiny_copy, tmp_path)
     jobs = planned_jobs(tiny_copy, edited)
     assert jobs == {
         "similarity_cka_channels": 18,
+        "control_similarity_cka_channels": 4 * 3,
         "aggregate": 2,
         "compare_paper": 2,
         "plot": 2,
         "plot_accuracy_all": 1,
         "plot_cross_layer": 1,
+        "plot_random_pruning": 1,
+        "plot_run_vs_run": 1,
         "all": 1,
     }
 
@@ -209,6 +273,8 @@ def test_statistics_are_planned_once_per_pair_and_dense_layer(tmp_path):
                 "plot_accuracy_all": 1,
                 "plot_cross_layer": 1,
                 "plot_intrinsic_dimension": 2,
+                "plot_random_pruning": 1,
+                "plot_run_vs_run": 1,
             },
         ),
     ],
@@ -219,6 +285,84 @@ def test_changing_a_figure_setting_redraws_only_figures(tiny_copy, tmp_path, set
     edited = tmp_path / "figures.yaml"
     edited.write_text(yaml.safe_dump(config))
     assert planned_jobs(tiny_copy, edited) == {**rules, "all": 1}
+
+
+#: What a change to the tiny experiment's tables reruns besides the changed jobs themselves.
+TINY_COLLECTORS = {
+    "aggregate": 1,
+    "compare_paper": 1,
+    "plot": 1,
+    "plot_accuracy_all": 1,
+    "plot_cross_layer": 1,
+    "plot_random_pruning": 1,
+    "plot_run_vs_run": 1,
+    "all": 1,
+}
+#: Similarity jobs of one control comparison in tiny (pair jobs: 3 layers, cosine 1).
+COMPARISON_JOBS = {
+    f"control_similarity_{m}": 3
+    for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cka_channels"]
+} | {"control_similarity_cosine": 1}
+
+
+def edited_tiny(tmp_path, name, edit):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    edit(config["experiments"]["tiny"]["controls"])
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_another_seed_network_adds_only_its_own_jobs(tiny_copy, tmp_path):
+    config = edited_tiny(tmp_path, "seeds", lambda c: c.update(seed_baseline=2))
+    assert planned_jobs(tiny_copy, config) == {
+        "train_seed": 1, "extract_acts": 1, **COMPARISON_JOBS, **TINY_COLLECTORS,
+    }  # fmt: skip
+
+
+def test_another_random_pruning_iteration_adds_only_its_own_jobs(tiny_copy, tmp_path):
+    config = edited_tiny(tmp_path, "random", lambda c: c.update(random_pruning=[1, 2]))
+    assert planned_jobs(tiny_copy, config) == {
+        "random_prune": 1, "extract_acts": 1, **COMPARISON_JOBS, **TINY_COLLECTORS,
+    }  # fmt: skip
+
+
+def test_turning_controls_off_reruns_only_tables_and_figures(tiny_copy, tmp_path):
+    config = edited_tiny(tmp_path, "off", lambda c: c.update(run_vs_run=None, random_pruning=[]))
+    expected = {k: v for k, v in TINY_COLLECTORS.items() if not k.endswith(("random_pruning",
+                "run_vs_run"))}  # fmt: skip
+    assert planned_jobs(tiny_copy, config) == expected
+
+
+def test_controls_plan_in_network_mode_and_through_slurm_groups(tmp_path):
+    """`similarity_jobs: network` gives one control job per comparison and metric; the SLURM
+    profile puts a control network's training and extraction in one group, and a control
+    comparison's similarity jobs in another."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["similarity_jobs"] = "network"
+    edited = tmp_path / "network.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(tmp_path, edited)
+    assert jobs["control_similarity_cka"] == 4
+    assert jobs["train_seed"] == 1
+    assert jobs["random_prune"] == 1
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    groups = profile["groups"]
+    assert (
+        groups["train_seed"].replace("{seed_network}", "{network}").replace("seed", "")
+        == (groups["extract_acts"])
+    )
+    assert groups["random_prune"] == "net_{experiment}_random_iter{iteration}"
+    for metric in config["metrics"]:
+        if metric in ("mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"):
+            group = groups[f"control_similarity_{metric}"]
+            assert group in profile["group-components"]
+            assert profile["set-resources"][f"control_similarity_{metric}"]["mem_mb"] > 0
+    for rule in ("train_seed", "random_prune"):
+        assert (
+            profile["set-resources"][rule]["slurm_partition"]
+            == (profile["set-resources"]["imp_iter"]["slurm_partition"])
+        )
 
 
 def test_reordering_config_keys_reruns_nothing(tiny_copy, tmp_path):
@@ -248,8 +392,10 @@ def test_changing_training_reruns_everything_downstream(tiny_copy, tmp_path):
     jobs = planned_jobs(tiny_copy, edited)
     assert "train_dense" not in jobs
     assert "prepare_data" not in jobs
+    assert "train_seed" not in jobs  # the seed baseline does not depend on pruning
     assert jobs["imp_iter"] == 4
-    assert jobs["extract_acts"] == 4
+    assert jobs["random_prune"] == 1  # prunes and retrains as IMP does
+    assert jobs["extract_acts"] == 5
 
 
 def test_network_jobs_give_the_same_table_as_pair_jobs(tiny_copy, tmp_path):
@@ -259,9 +405,13 @@ def test_network_jobs_give_the_same_table_as_pair_jobs(tiny_copy, tmp_path):
     edited = tmp_path / "network.yaml"
     edited.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(tiny_copy, edited)
+    metrics = ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine", "cka_channels"]
     assert {k: v for k, v in jobs.items() if k.startswith("similarity_")} == {
-        f"similarity_{m}": 6
-        for m in ["mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine", "cka_channels"]
+        f"similarity_{m}": 6 for m in metrics
+    }
+    # one job per control comparison of tiny: seed 1, random iter 2, runs 1-2 at 2 iterations
+    assert {k: v for k, v in jobs.items() if k.startswith("control_similarity_")} == {
+        f"control_similarity_{m}": 4 for m in metrics
     }
     assert "extract_acts" not in jobs
     table = tiny_copy / "results" / "tiny" / "tables" / "similarity.csv"
