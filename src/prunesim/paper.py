@@ -45,9 +45,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from prunesim.controls import PRUNED_VS_DENSE
 from prunesim.errors import PrunesimError
 from prunesim.layers import MODEL_NAMES, compared_layers
-from prunesim.controls import PRUNED_VS_DENSE
 from prunesim.tables import comparison_rows, network_rows, write_csv
 
 COMPARISON_COLUMNS = [
