@@ -512,7 +512,7 @@ def _seed_note(n_seeds: int) -> str:
     if not n_seeds:
         return ""
     return (
-        f" Grey band: dense vs dense, {_plural(n_seeds, 'network', 'networks')} trained with "
+        f"\nGrey band: dense vs dense, {_plural(n_seeds, 'network', 'networks')} trained with "
         "other seeds (mean ± 1 std, dotted: mean): the similarity retraining alone gives."
     )
 
@@ -1112,7 +1112,7 @@ def plot_random_pruning(
         _footnote(
             fig,
             f"Each random network starts from IMP run {RANDOM_PRUNING_RUN}'s parent of that "
-            "iteration, loses as many weights per layer as IMP did (chosen uniformly among the "
+            "iteration, loses as many weights per layer as IMP did\n(chosen uniformly among the "
             "alive ones) and is retrained as IMP was; similarities are to the dense network."
             + _seed_note(lw.n_seeds(drawable)),
         )
