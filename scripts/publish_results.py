@@ -89,6 +89,8 @@ def accuracy_summary(path: Path) -> str:
     import pandas as pd  # lazily: the copying above needs only the standard library
 
     table = pd.read_csv(path)
+    if "network" in table:  # the controls' networks (seed, random) are not IMP's
+        table = table[table["network"].isin(["dense", "imp"])]
     rows = []
     for iteration, group in table.groupby("iteration", sort=True):
         acc = group["test_accuracy"] * 100

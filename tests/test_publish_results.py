@@ -77,3 +77,18 @@ def test_refuses_an_unfinished_study(tmp_path):
     assert "has not finished" in proc.stderr
     assert "results/b/tables/paper_comparison.csv" in proc.stderr
     assert not (tmp_path / "docs").exists(), "an unfinished study was partly published"
+
+
+def test_accuracy_summary_leaves_out_the_controls_networks(tmp_path):
+    """A seed network (iteration 0) and a random network (iteration 1) are not IMP's."""
+    run = fake_run(tmp_path / "run", experiments=("a",))
+    (run / "results" / "a" / "tables" / "accuracy.csv").write_text(
+        "experiment,run,iteration,density_all_params,test_accuracy,network\n"
+        "a,0,0,1.0,0.9,dense\na,1,1,0.8,0.91,imp\na,2,1,0.8,0.93,imp\n"
+        "a,1,0,1.0,0.5,seed\na,1,1,0.8,0.1,random\n"
+    )
+    proc = publish(run, tmp_path / "docs")
+    assert proc.returncode == 0, proc.stderr
+    summary = (tmp_path / "docs" / "summary.md").read_text()
+    assert "| 0 | 100.0 % | 90.00 % | 1 |" in summary
+    assert "| 1 | 80.0 % | 92.00 % (91.0-93.0) | 2 |" in summary

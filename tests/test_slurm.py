@@ -44,10 +44,9 @@ pytestmark = [
 def same_threads() -> list[str]:
     """One thread per job in both runs: torch's CPU kernels sum in a thread-count-dependent
     order, and the point is that SLURM changes nothing else (profiles/slurm asks for 8)."""
-    rules = ["train_dense", "imp_iter", "extract_acts"]
-    rules += [
-        f"similarity_{metric}" for metric in yaml.safe_load(TINY_CONFIG.read_text())["metrics"]
-    ]
+    rules = ["train_dense", "imp_iter", "extract_acts", "train_seed", "random_prune"]
+    for metric in yaml.safe_load(TINY_CONFIG.read_text())["metrics"]:
+        rules += [f"similarity_{metric}", f"control_similarity_{metric}"]
     return ["--set-threads", *(f"{rule}=1" for rule in rules)]
 
 
@@ -127,6 +126,16 @@ def tiny_config(tmp_path_factory) -> Path:
     return snapshot
 
 
+def control_jobs(config: Path) -> tuple[int, int]:
+    """(control networks, control comparisons) of ``config`` (experiments.<e>.controls)."""
+    from prunesim.config import validate_config
+    from prunesim.controls import control_comparisons, random_pruning_iterations, seed_networks
+
+    experiments = validate_config(yaml.safe_load(config.read_text()))["experiments"].values()
+    networks = sum(len(seed_networks(e)) + len(random_pruning_iterations(e)) for e in experiments)
+    return networks, sum(len(control_comparisons(e)) for e in experiments)
+
+
 def pruned_networks(config: Path) -> dict[str, int]:
     """Pruned networks per experiment of ``config`` (runs x IMP iterations)."""
     experiments = yaml.safe_load(config.read_text())["experiments"]
@@ -181,17 +190,21 @@ def test_similarity_jobs_are_grouped_per_network(slurm_run, tiny_config):
     networks = pruned_networks(tiny_config)
     submissions = re.findall(r"submitted with SLURM jobid (\d+)", log)
     groups = re.findall(r"^.*Group job (\w+) ", log, flags=re.MULTILINE)
+    control_networks, comparisons = control_jobs(tiny_config)
     sim_groups = {g for g in groups if g.startswith("sim_")}
     net_groups = {g for g in groups if g.startswith("net_")}
-    # one similarity group per pruned network; one GPU group per network (dense included)
+    ctl_groups = {g for g in groups if g.startswith("ctl_")}
+    # one similarity group per pruned network and per control comparison; one GPU group per
+    # network (dense and the controls' included)
     assert len(sim_groups) == sum(networks.values()), groups
-    assert len(net_groups) == sum(networks.values()) + len(networks), groups
+    assert len(ctl_groups) == comparisons, groups
+    assert len(net_groups) == sum(networks.values()) + len(networks) + control_networks, groups
     # every other submission is a single job (printed unindented, group members indented),
     # and none of those is a training, extraction or similarity job
     singles = re.findall(r"^rule (\w+):", log, flags=re.MULTILINE)
     assert len(submissions) == len(groups) + len(singles), (singles, groups)
-    grouped_rules = {"train_dense", "imp_iter", "extract_acts"}
-    assert not [r for r in singles if r in grouped_rules or r.startswith("similarity_")]
+    grouped_rules = {"train_dense", "imp_iter", "extract_acts", "train_seed", "random_prune"}
+    assert not [r for r in singles if r in grouped_rules or "similarity_" in r]
     assert (workdir / ".snakemake" / "slurm_logs").is_dir()
 
 
@@ -224,4 +237,5 @@ def test_training_jobs_got_a_gpu_from_slurm(slurm_run, tiny_config):
     assert all(job["State"] == "COMPLETED" for job in ours), ours
     with_gpu = [job for job in ours if "gpu" in job["tres-per-job"]]
     networks = pruned_networks(tiny_config)
-    assert len(with_gpu) == sum(networks.values()) + len(networks), ours
+    control_networks, _ = control_jobs(tiny_config)
+    assert len(with_gpu) == sum(networks.values()) + len(networks) + control_networks, ours
