@@ -38,7 +38,7 @@ STEPS_PER_EPOCH = 2  # 64 training images / batch 32
 METRICS_KEYS = {
     "experiment", "model", "dataset", "run", "iteration", "test_accuracy", "density",
     "density_all_params", "prunable_weights", "alive_weights", "density_per_layer",
-    "prune_output_layer", "method", "scope", "retrain", "seed",
+    "prune_output_layer", "method", "scope", "retrain", "seed", "network",
 }  # fmt: skip
 
 
@@ -329,3 +329,29 @@ def test_filter_pruning_refuses_mixed_scope():
         resolve_prune_settings({"method": "filter_l1", "scope": "mixed"})
     with pytest.raises(ConfigError, match="prune.method"):
         resolve_prune_settings({"method": "random"})
+
+
+def test_random_pruning_control_copies_imp_counts_and_retraining(dense, spy_train):
+    """random_target: the same parent, IMP's per-layer counts, other weights, the same
+    retraining (mode, epochs, job seed); recorded as network `random`."""
+    imp_dir, imp_metrics = run_iter(dense, 1, 1, tag="rnd")
+    out = dense["root"] / "networks" / "random_iter1"
+    seed = derive_seed(0, "toy_exp", 1, 1)
+    metrics = run_imp_iteration(
+        dense["model"], dense["rewind"], dense["arrays"], "toy_exp", 1, 1, TRAIN, {},
+        out / "model.pt", out / "metrics.json", out / "mask.npz", seed=seed, threads=1,
+        device="cpu", random_target=imp_dir / "mask.npz", random_seed=7,
+    )  # fmt: skip
+    assert metrics["network"] == "random"
+    assert imp_metrics["network"] == "imp"
+    assert metrics["seed"] == imp_metrics["seed"] == seed  # same data order as IMP
+    assert metrics["alive_weights"] == imp_metrics["alive_weights"]
+    assert metrics["density_per_layer"] == imp_metrics["density_per_layer"]
+    random_mask, imp_mask = load_mask_npz(out / "mask.npz"), load_mask_npz(imp_dir / "mask.npz")
+    assert all((random_mask[n] != imp_mask[n]).any() for n in imp_mask)
+    imp_call, random_call = spy_train[0], spy_train[1]
+    assert random_call["start_epoch"] == imp_call["start_epoch"] == 0  # LRR both
+    assert random_call["seed"] == imp_call["seed"]
+    payload = load_checkpoint(out / "model.pt")
+    assert payload["meta"]["network"] == "random"
+    assert saved_density(out / "model.pt")[0] == imp_metrics["alive_weights"]
