@@ -70,7 +70,9 @@ rule random_prune:
         "../scripts/random_prune.py"
 
 
-CONTROL_SIMILARITY_GROUP = "ctl_{experiment}_{comparison}_run{run}_iter{iteration}_{against}"
+CONTROL_SIMILARITY_GROUP = (
+    "ctl_{experiment}_{comparison}_run{run}_iter{iteration}_{against}"
+)
 
 
 # One rule per metric, like similarity_<metric>: the same job (command and params), between
