@@ -108,6 +108,7 @@ for metric_name in METRICS:
             runtime=30,
         params:
             job=similarity_job_spec(metric_name, get_control_pairs(metric_name)),
+            stats="",  # SIMILARITY_SHELL's --stats arguments: none, it reads activations
         shell:
             SIMILARITY_SHELL
 
