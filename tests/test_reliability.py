@@ -543,9 +543,11 @@ def test_all_zero_layer_gives_value_or_explained_gap(tiny_copy):
     snakemake(tiny_copy, timeout=900)  # the edited file is newer: its similarity jobs rerun
 
     table = pd.read_csv(tiny_copy / EXPERIMENT / "tables" / "similarity.csv")
-    # Every row whose pruned layer is the zeroed one (same-layer and any cross-layer pairs).
+    # Every row whose first network's layer is the zeroed one: against the dense network
+    # (same-layer and cross-layer pairs) and, as run a, against the other runs (run_vs_run).
     affected = table[(table.run == run) & (table.iteration == iteration) & (table.layer == layer)]
-    same = affected[affected.layer_b == layer] if "layer_b" in table.columns else affected
+    against_dense = affected[affected.comparison == "pruned_vs_dense"]
+    same = against_dense[against_dense.layer_b == layer]
     metrics = sorted(set(tiny_config()["metrics"]) - {"cosine"})  # cosine: output layer only
     assert sorted(same.metric) == metrics, same
     assert "note" in table.columns, "similarity.csv has no note column for gaps"
