@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -180,3 +181,24 @@ def test_channels_last_gives_same_outputs():
         model.to(memory_format=torch.channels_last)
         out = model(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_filter_unit_consumers_read_only_that_filters_channel(name):
+    """Structured pruning masks a removed filter's input columns in its consumers: once the
+    filter, its bias and its BN entries are zero, masking them must change nothing. A layer
+    that reads the channel through a residual sum (still alive there) must not be listed."""
+    torch.manual_seed(0)
+    model = build_model(name, 0.125).eval()
+    params, dense = dict(model.named_parameters()), copy.deepcopy(model.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        for unit in model.filter_units():
+            model.load_state_dict(dense)  # one filter gone at a time: no other channel is 0
+            for vector in (unit.weight, *unit.bn, f"{unit.conv}.conv.bias"):
+                if vector in params:
+                    params[vector][0] = 0
+            before = model(x)
+            for consumer in unit.consumers:
+                params[consumer][:, 0] = 0
+            torch.testing.assert_close(model(x), before, rtol=0, atol=1e-6, msg=unit.conv)
