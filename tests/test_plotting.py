@@ -694,3 +694,42 @@ def test_run_vs_run_figure(similarity):
     assert any("3 pairs of runs" in t.get_text() for t in fig.texts)
     empty = plotting.plot_run_vs_run(similarity)
     assert "no run-against-run" in empty.axes[0].texts[0].get_text()
+
+
+# ---------------------------------------------------------------------------- intrinsic dimension
+
+
+def intrinsic(run: int, k: int, index: int) -> float:
+    return 10.0 + index - 0.5 * k + 0.1 * run
+
+
+def test_intrinsic_dimension_figure_as_the_layerwise_ones(tmp_path):
+    """ID against layers (issue 16): one line per IMP iteration, light to dark, means over
+    runs; the dense network dashed; the y axis fitted to the IDs, not [0, 1]."""
+    rows = []
+    for index, (layer, kind) in enumerate(LAYERS):
+        common = dict(layer=layer, layer_index=index, layer_kind=kind, note=None)
+        rows.append(dict(run=0, iteration=0, density=1.0, density_all_params=1.0,
+                         intrinsic_dimension=intrinsic(0, 0, index), **common))  # fmt: skip
+        for run, k in itertools.product(RUNS, ITERATIONS):
+            rows.append(dict(run=run, iteration=k, density=density(k),
+                             density_all_params=density_all(k),
+                             intrinsic_dimension=intrinsic(run, k, index), **common))  # fmt: skip
+    table = pd.DataFrame(rows).assign(experiment="exp", model=MODEL, dataset=DATASET)
+    outs = [tmp_path / "intrinsic_dimension.svg", tmp_path / "intrinsic_dimension.png"]
+    ax = plotting.plot_intrinsic_dimension(table, outs).axes[0]
+    *lines, dense = labelled_lines(ax)
+    assert len(lines) == len(ITERATIONS)
+    for k, line in zip(ITERATIONS, lines, strict=True):
+        expected = [np.mean([intrinsic(r, k, i) for r in RUNS]) for i in range(len(LAYERS))]
+        np.testing.assert_allclose(line.get_ydata(), expected)
+    shades = [luminance(line.get_color()) for line in lines]
+    assert shades == sorted(shades, reverse=True), "later iterations should be darker"
+    assert dense.get_label() == "dense"
+    assert dense.get_linestyle() == "--"
+    np.testing.assert_allclose(dense.get_ydata(), [intrinsic(0, 0, i) for i in range(len(LAYERS))])
+    assert [t.get_text() for t in ax.get_xticklabels()] == [name for name, _ in LAYERS]
+    assert ax.get_ylabel() == "intrinsic dimension (TwoNN)"
+    assert ax.get_ylim()[0] > 1, "fitted to the IDs"
+    assert bands(ax) == []
+    assert all(p.stat().st_size > 5000 for p in outs)
