@@ -183,3 +183,12 @@ def test_metric_variant_gets_its_base_defaults_and_only_listed_metrics_run():
         **DEFAULT_SETTINGS["cka"], "metric": "cka", "reshape": "channels",
     }  # fmt: skip
     assert metric_bases(validated) == {"cka": "cka", "cka_channels": "cka"}
+
+
+def test_vgg_svhn_uses_the_optimiser_of_vgg16_bn():
+    """The paper (section 4.2) trains VGG_SVHN with "SGDM with hyperparameters as for
+    VGG16_BN": the drift test above would not see both copies move together."""
+    config = validate_config(yaml.safe_load((REPO / "config.yaml").read_text()))
+    by_model = {e["model"]: e["train"] for e in config["experiments"].values()}
+    keys = ("optimizer", "lr", "momentum", "nesterov", "weight_decay")
+    assert {k: by_model["vgg_svhn"][k] for k in keys} == {k: by_model["vgg16_bn"][k] for k in keys}
