@@ -113,6 +113,7 @@ def test_similarity_table_columns_and_rows(study):
     assert set(table["dataset"]) == {DATASET}
     row = table[(table.run == 1) & (table.iteration == 2) & (table.layer == "out")].iloc[0]
     assert row.density == 0.8**2  # exactly, as recorded in metrics.json
+    assert row.density_all_params == all_params(0.8**2)  # the paper's axis, from metrics.json
     assert row.value == round(1 - 0.2 - 0.01, 6)
     assert math.isnan(row.note)
     pd.testing.assert_frame_equal(
