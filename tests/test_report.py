@@ -593,6 +593,8 @@ def test_tiny_report_shows_every_figure(tiny_report_html, tiny_workflow, tmp_pat
     # the controls' figures (tiny turns on one of each)
     expected["random_pruning.svg"] = ("Controls", "Random pruning at IMP's per-layer counts")
     expected["run_vs_run.svg"] = ("Controls", "Run against run")
+    # tiny turns on the intrinsic dimension (opt-in)
+    expected["intrinsic_dimension.svg"] = ("Intrinsic dimension", "Intrinsic dimension of each")
     assert_report_shows(tiny_report_html, tmp_path, expected, tiny_workflow)
     names = {entry["name"] for entry in embedded(tiny_report_html, "results").values()}
     assert "similarity_cosine.svg" not in names
@@ -622,6 +624,7 @@ def test_tiny_report_zip_holds_every_figure(tiny_workflow, tmp_path):
         "cross_layer_cka.svg",
         "random_pruning.svg",
         "run_vs_run.svg",
+        "intrinsic_dimension.svg",
     } <= figures
     assert "similarity_cosine.svg" not in figures
     assert any(name.endswith("report.html") for name in names)
