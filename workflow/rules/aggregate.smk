@@ -21,7 +21,7 @@ rule aggregate:
     log:
         "logs/aggregate/{experiment}.log",
     benchmark:
-        "benchmarks/aggregate/{experiment}.tsv"
+        "logs/benchmarks/aggregate/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -89,7 +89,7 @@ rule plot:
     log:
         "logs/plot/{experiment}.log",
     benchmark:
-        "benchmarks/plot/{experiment}.tsv"
+        "logs/benchmarks/plot/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"
@@ -121,7 +121,7 @@ rule plot_accuracy_all:
     log:
         "logs/plot_accuracy_all/all.log",
     benchmark:
-        "benchmarks/plot_accuracy_all/all.tsv"
+        "logs/benchmarks/plot_accuracy_all/all.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"
@@ -151,7 +151,7 @@ rule plot_cross_layer:
     log:
         "logs/plot_cross_layer/{experiment}_{metric}.log",
     benchmark:
-        "benchmarks/plot_cross_layer/{experiment}_{metric}.tsv"
+        "logs/benchmarks/plot_cross_layer/{experiment}_{metric}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"

@@ -17,7 +17,7 @@ rule train_seed:
     log:
         "logs/train_seed/{experiment}/seed{seed_network}.log",
     benchmark:
-        "benchmarks/train_seed/{experiment}/seed{seed_network}.tsv"
+        "logs/benchmarks/train_seed/{experiment}/seed{seed_network}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -52,7 +52,7 @@ rule random_prune:
     log:
         "logs/random_prune/{experiment}/random_iter{iteration}.log",
     benchmark:
-        "benchmarks/random_prune/{experiment}/random_iter{iteration}.tsv"
+        "logs/benchmarks/random_prune/{experiment}/random_iter{iteration}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -94,7 +94,7 @@ for metric_name in METRICS:
         log:
             f"logs/control_similarity/{{experiment}}/{metric_name}/{{comparison}}_run{{run}}_iter{{iteration}}_{{against}}_{SIMILARITY_JOB}.log",
         benchmark:
-            f"benchmarks/control_similarity/{{experiment}}/{metric_name}/{{comparison}}_run{{run}}_iter{{iteration}}_{{against}}_{SIMILARITY_JOB}.tsv"
+            f"logs/benchmarks/control_similarity/{{experiment}}/{metric_name}/{{comparison}}_run{{run}}_iter{{iteration}}_{{against}}_{SIMILARITY_JOB}.tsv"
         # on a cluster, one submission per control comparison holds all its similarity
         # jobs (profiles/slurm allows the components); in the rule, as for similarity_<metric>,
         # so that a variant's rule is grouped too. Ignored by local runs.
@@ -129,7 +129,7 @@ rule plot_random_pruning:
     log:
         "logs/plot_random_pruning/{experiment}.log",
     benchmark:
-        "benchmarks/plot_random_pruning/{experiment}.tsv"
+        "logs/benchmarks/plot_random_pruning/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"
@@ -160,7 +160,7 @@ rule plot_run_vs_run:
     log:
         "logs/plot_run_vs_run/{experiment}.log",
     benchmark:
-        "benchmarks/plot_run_vs_run/{experiment}.tsv"
+        "logs/benchmarks/plot_run_vs_run/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"

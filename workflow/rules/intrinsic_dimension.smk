@@ -11,7 +11,7 @@ rule intrinsic_dimension:
     log:
         "logs/intrinsic_dimension/{experiment}/{network}.log",
     benchmark:
-        "benchmarks/intrinsic_dimension/{experiment}/{network}.tsv"
+        "logs/benchmarks/intrinsic_dimension/{experiment}/{network}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -37,7 +37,7 @@ rule aggregate_intrinsic_dimension:
     log:
         "logs/aggregate_intrinsic_dimension/{experiment}.log",
     benchmark:
-        "benchmarks/aggregate_intrinsic_dimension/{experiment}.tsv"
+        "logs/benchmarks/aggregate_intrinsic_dimension/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -67,7 +67,7 @@ rule plot_intrinsic_dimension:
     log:
         "logs/plot_intrinsic_dimension/{experiment}.log",
     benchmark:
-        "benchmarks/plot_intrinsic_dimension/{experiment}.tsv"
+        "logs/benchmarks/plot_intrinsic_dimension/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"

@@ -13,7 +13,7 @@ rule imp_iter:
     log:
         "logs/imp_iter/{experiment}/run{run}_iter{iteration}.log",
     benchmark:
-        "benchmarks/imp_iter/{experiment}/run{run}_iter{iteration}.tsv"
+        "logs/benchmarks/imp_iter/{experiment}/run{run}_iter{iteration}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1

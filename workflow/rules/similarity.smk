@@ -32,7 +32,7 @@ for metric_name in METRICS:
         log:
             f"logs/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.log",
         benchmark:
-            f"benchmarks/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.tsv"
+            f"logs/benchmarks/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.tsv"
         # on a cluster, one submission per pruned network holds all its similarity jobs
         # (profiles/slurm); set here, not in the profile, because a variant's rule name is
         # the user's choice. Ignored by local runs.
@@ -67,7 +67,7 @@ rule dense_stats:
     log:
         "logs/dense_stats/{experiment}/{reshape}.log",
     benchmark:
-        "benchmarks/dense_stats/{experiment}/{reshape}.tsv"
+        "logs/benchmarks/dense_stats/{experiment}/{reshape}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -94,7 +94,7 @@ rule pair_stats:
     log:
         "logs/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.log",
     benchmark:
-        "benchmarks/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.tsv"
+        "logs/benchmarks/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1

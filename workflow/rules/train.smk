@@ -11,7 +11,7 @@ rule train_dense:
     log:
         "logs/train_dense/{experiment}.log",
     benchmark:
-        "benchmarks/train_dense/{experiment}.tsv"
+        "logs/benchmarks/train_dense/{experiment}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
