@@ -95,6 +95,9 @@ rule pair_stats:
         "logs/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.log",
     benchmark:
         "logs/benchmarks/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.tsv"
+    # in its network's similarity group, which reads it (profiles/slurm)
+    group:
+        SIMILARITY_GROUP
     conda:
         "../../envs/analysis.yaml"
     threads: 1
