@@ -33,6 +33,9 @@ rule aggregate:
         experiment="{experiment}",
         model=config_slice("experiments/{experiment}/model"),
         dataset=config_slice("experiments/{experiment}/dataset"),
+        # what the input files are, from the functions that list them (never parsed from paths)
+        masks=get_mask_networks,
+        controls=get_control_similarity_labels,
     script:
         "../scripts/aggregate.py"
 

@@ -381,6 +381,11 @@ def get_masks(wildcards):
     ]
 
 
+def get_mask_networks(wildcards):
+    """Params of aggregate: [run, iteration] of each of get_masks' files, in its order."""
+    return [list(network) for network in runs_and_iterations(wildcards.experiment)]
+
+
 # Cosine is computed on the output layer only: it is drawn in the output-layer figure,
 # never layer by layer (prunesim.plotting.OUTPUT_ONLY_METRICS).
 LAYERWISE_METRICS = [metric for metric in METRICS if METRIC_BASE[metric] != "cosine"]
@@ -462,27 +467,44 @@ def get_control_activations(which):
     return acts
 
 
-def control_similarity_outputs(experiment, metric):
-    root = f"results/{experiment}/similarity/{metric}"
-    return [
-        f"{root}/{comparison}/run{run}/iter{iteration}/{against}/{job}.json"
-        for comparison, run, iteration, against in control_comparisons(
-            EXPERIMENTS[experiment]
-        )
-        for job in (
+def against_run(against):
+    """Run of a control comparison's second network (its {against} wildcard: ``dense``, or
+    ``run<b>``), None for the dense network."""
+    return None if against == "dense" else int(against.removeprefix("run"))
+
+
+def control_similarity_files(experiment):
+    """(path, [comparison, run_b]) of every control similarity file of an experiment, all
+    metrics: the aggregate rule's input and the labels it passes to the tables."""
+    files = []
+    for metric in METRICS:
+        root = f"results/{experiment}/similarity/{metric}"
+        jobs = (
             ["all_layers"]
             if config["similarity_jobs"] == "network"
             else [f"{a}__{b}" for a, b in control_pairs(experiment, metric)]
         )
-    ]
+        files += [
+            (
+                f"{root}/{comparison}/run{run}/iter{iteration}/{against}/{job}.json",
+                [comparison, against_run(against)],
+            )
+            for comparison, run, iteration, against in control_comparisons(
+                EXPERIMENTS[experiment]
+            )
+            for job in jobs
+        ]
+    return files
 
 
 def get_control_similarity_outputs(wildcards):
-    return [
-        path
-        for metric in METRICS
-        for path in control_similarity_outputs(wildcards.experiment, metric)
-    ]
+    return [path for path, _ in control_similarity_files(wildcards.experiment)]
+
+
+def get_control_similarity_labels(wildcards):
+    """Params of aggregate: [comparison, run_b] of each control similarity file, in the
+    order of get_control_similarity_outputs (run_b None: the dense network)."""
+    return [label for _, label in control_similarity_files(wildcards.experiment)]
 
 
 def get_control_network_metrics(wildcards):
