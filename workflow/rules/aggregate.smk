@@ -110,9 +110,7 @@ rule plot:
 
 rule plot_accuracy_all:
     input:
-        accuracy=expand(
-            "results/{experiment}/tables/accuracy.csv", experiment=list(EXPERIMENTS)
-        ),
+        accuracy=expand(rules.aggregate.output.accuracy, experiment=list(EXPERIMENTS)),
     output:
         figure=report(
             "results/figures/accuracy_all.svg",

@@ -42,8 +42,8 @@ rule train_seed:
 rule random_prune:
     input:
         previous=get_random_parent,
-        imp_mask=f"results/{{experiment}}/networks/run{RANDOM_PRUNING_RUN}/iter{{iteration}}/mask.npz",
-        rewind="results/{experiment}/networks/dense/rewind.pt",
+        imp_mask=fill(rules.imp_iter.output.mask, run=RANDOM_PRUNING_RUN),
+        rewind=rules.train_dense.output.rewind,
         arrays=get_arrays,
     output:
         model="results/{experiment}/networks/random_iter{iteration}/model.pt",

@@ -4,7 +4,7 @@
 
 rule intrinsic_dimension:
     input:
-        acts="results/{experiment}/activations/{network}.h5",
+        acts=rules.extract_acts.output.acts,
         impl=intrinsic_dimension_source(),
     output:
         "results/{experiment}/intrinsic_dimension/{network}.json",

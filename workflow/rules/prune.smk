@@ -4,7 +4,7 @@
 rule imp_iter:
     input:
         previous=get_previous_network,
-        rewind="results/{experiment}/networks/dense/rewind.pt",
+        rewind=rules.train_dense.output.rewind,
         arrays=get_arrays,
     output:
         model="results/{experiment}/networks/run{run}/iter{iteration}/model.pt",

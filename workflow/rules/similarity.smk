@@ -24,8 +24,10 @@ for metric_name in METRICS:
             f"similarity_{metric_name}"
         input:
             unpack(similarity_stats_inputs(metric_name)),
-            pruned="results/{experiment}/activations/run{run}_iter{iteration}.h5",
-            dense="results/{experiment}/activations/dense.h5",
+            pruned=fill(
+                rules.extract_acts.output.acts, network="run{run}_iter{iteration}"
+            ),
+            dense=fill(rules.extract_acts.output.acts, network="dense"),
             impl=metric_source(metric_name),
         output:
             f"results/{{experiment}}/similarity/{metric_name}/run{{run}}/iter{{iteration}}/{SIMILARITY_JOB}.json",
@@ -61,7 +63,7 @@ for metric_name in METRICS:
 
 rule dense_stats:
     input:
-        acts="results/{experiment}/activations/dense.h5",
+        acts=fill(rules.extract_acts.output.acts, network="dense"),
     output:
         stats_output("results/{experiment}/similarity_stats/{reshape}/dense.npz"),
     log:
@@ -84,9 +86,9 @@ rule dense_stats:
 
 rule pair_stats:
     input:
-        pruned="results/{experiment}/activations/run{run}_iter{iteration}.h5",
-        dense="results/{experiment}/activations/dense.h5",
-        dense_stats="results/{experiment}/similarity_stats/{reshape}/dense.npz",
+        pruned=fill(rules.extract_acts.output.acts, network="run{run}_iter{iteration}"),
+        dense=fill(rules.extract_acts.output.acts, network="dense"),
+        dense_stats=rules.dense_stats.output[0],
     output:
         stats_output(
             "results/{experiment}/similarity_stats/{reshape}/run{run}_iter{iteration}.npz"
