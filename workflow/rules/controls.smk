@@ -138,11 +138,12 @@ rule plot_random_pruning:
         mem_mb=4000,
         runtime=30,
     params:
+        figure="random_pruning",
         # only the settings these figures use: similarity_bands redraws none of them
         density_axis=config_slice("figures/density_axis"),
         ylim=config_slice("figures/similarity_ylim"),
     script:
-        "../scripts/plot_random_pruning.py"
+        "../scripts/plot_control.py"
 
 
 rule plot_run_vs_run:
@@ -169,8 +170,9 @@ rule plot_run_vs_run:
         mem_mb=4000,
         runtime=30,
     params:
+        figure="run_vs_run",
         # only the settings these figures use: similarity_bands redraws none of them
         density_axis=config_slice("figures/density_axis"),
         ylim=config_slice("figures/similarity_ylim"),
     script:
-        "../scripts/plot_run_vs_run.py"
+        "../scripts/plot_control.py"
