@@ -137,6 +137,11 @@ def network_file(experiment, network, key):
     return fill(outputs[key], experiment=experiment, **wildcards)
 
 
+def resume_file(wildcards, output):
+    """Params of a training rule: its per-epoch resume checkpoint, beside the model."""
+    return str(Path(output.model).with_name("resume.pt"))
+
+
 def previous_network(experiment, run, iteration):
     """IMP iteration k starts from iteration k-1 of the same run; k-1 = 0 is the dense net."""
     previous = int(iteration) - 1

@@ -34,7 +34,7 @@ rule train_seed:
             "experiments/{experiment}/prune/prune_output_layer"
         ),
         seed=config["seed"],
-        resume="results/{experiment}/networks/seed{seed_network}/resume.pt",
+        resume=resume_file,
     script:
         "../scripts/train_seed.py"
 
@@ -65,7 +65,7 @@ rule random_prune:
         prune=config_slice("experiments/{experiment}/prune", drop=["iterations"]),
         run=RANDOM_PRUNING_RUN,
         seed=config["seed"],
-        resume="results/{experiment}/networks/random_iter{iteration}/resume.pt",
+        resume=resume_file,
     script:
         "../scripts/random_prune.py"
 

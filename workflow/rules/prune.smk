@@ -26,6 +26,6 @@ rule imp_iter:
         # the number of iterations is left out: raising it adds iterations, reruns none
         prune=config_slice("experiments/{experiment}/prune", drop=["iterations"]),
         seed=config["seed"],
-        resume="results/{experiment}/networks/run{run}/iter{iteration}/resume.pt",
+        resume=resume_file,
     script:
         "../scripts/imp_iter.py"

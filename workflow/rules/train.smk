@@ -28,6 +28,6 @@ rule train_dense:
             "experiments/{experiment}/prune/prune_output_layer"
         ),
         seed=config["seed"],
-        resume="results/{experiment}/networks/dense/resume.pt",
+        resume=resume_file,
     script:
         "../scripts/train_dense.py"
