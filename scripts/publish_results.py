@@ -8,7 +8,8 @@ workflow); what a reader needs to see the results is small:
 copies, per experiment, ``results/<experiment>/tables/*.csv`` and
 ``results/<experiment>/figures/*.png`` to ``OUT/<experiment>/``, the cross-experiment
 figures (``results/figures/*.png``) to ``OUT/``, and writes ``OUT/job_times.csv``: jobs,
-summed wall and CPU seconds per rule, from Snakemake's ``benchmark:`` files, and
+summed wall and CPU seconds per rule, from Snakemake's ``benchmark:`` files
+(``logs/benchmarks/<rule>/``), and
 ``OUT/summary.md``: test accuracy per IMP iteration and the comparison with the paper as
 Markdown tables, ready to quote in the README. It refuses to publish a study whose tables
 are missing (an unfinished run) instead of copying a part.
@@ -46,6 +47,12 @@ def copy_files(sources: list[Path], dest: Path) -> int:
     for source in sources:
         shutil.copy2(source, dest / source.name)
     return len(sources)
+
+
+def benchmark_roots(workdir: Path) -> list[Path]:
+    """Where the rules' ``benchmark:`` files lie, ``<dir>/<rule>/...``: ``logs/benchmarks``,
+    and ``benchmarks`` for a study run before they moved there (beside the bench scripts)."""
+    return [workdir / "logs" / "benchmarks", workdir / "benchmarks"]
 
 
 def job_times(benchmark_dirs: list[Path]) -> list[dict]:
@@ -139,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         n_figures = copy_files(sorted((results / name / "figures").glob("*.png")), args.out / name)
         print(f"{name}: {n_tables} tables, {n_figures} figures -> {args.out / name}")
     copy_files(sorted((results / "figures").glob("*.png")), args.out)
-    benchmarks = [p for p in (args.workdir / "benchmarks", args.workdir / "logs") if p.is_dir()]
-    rows = job_times(benchmarks)
+    rows = job_times([p for p in benchmark_roots(args.workdir) if p.is_dir()])
     write_job_times(rows, args.out / "job_times.csv")
     write_summary(results, names, args.out / "summary.md")
     total = sum(row["wall_s"] for row in rows)

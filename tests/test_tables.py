@@ -20,7 +20,6 @@ from prunesim.tables import (
     MASK_COLUMNS,
     SIMILARITY_COLUMNS,
     build_tables,
-    network_of_path,
 )
 
 MODEL, DATASET, EXPERIMENT = "vgg_svhn", "svhn", "exp"
@@ -80,11 +79,12 @@ def study(tmp_path):
     return tmp_path, sims, networks
 
 
-def build(root, sims, networks, masks=None):
+def build(root, sims, networks, masks=None, controls=()):
     tables = root / "tables"
     out = build_tables(
         EXPERIMENT, MODEL, DATASET, sims, networks, masks,
         tables / "similarity.csv", tables / "accuracy.csv", tables / "masks.csv",
+        control_similarity=controls,
     )  # fmt: skip
     return tables, out
 
@@ -310,12 +310,6 @@ def test_other_experiment_is_refused(tmp_path):
         build(tmp_path, [path], [])
 
 
-def test_network_of_path():
-    assert network_of_path("results/e/networks/run3/iter12/mask.npz") == (3, 12)
-    with pytest.raises(PrunesimError, match="run<r>/iter<k>"):
-        network_of_path("results/e/networks/dense/mask.npz")
-
-
 def test_import_does_not_load_torch():
     code = (
         "import sys, prunesim.tables; "
@@ -369,9 +363,10 @@ def write_control_network(root: Path, name: str, network: str, run, iteration, a
     return target
 
 
-def write_control_similarity(root, comparison, run, iteration, against, layer, value) -> Path:
-    """A control similarity file where rule control_similarity_<metric> writes it."""
-    where = f"{comparison}/run{run}/iter{iteration}/{against}/{layer}__{layer}.json"
+def write_control_similarity(root, comparison, run, iteration, run_b, layer, value):
+    """A control similarity file, as the aggregate job gets it: ``(comparison, run_b, path)``.
+    Its path says nothing of the comparison: the table must take the label it is given."""
+    where = f"control{comparison}{run}{iteration}{run_b}/{layer}__{layer}.json"
     path = root / "similarity" / "cka" / where
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
@@ -379,7 +374,7 @@ def write_control_similarity(root, comparison, run, iteration, against, layer, v
         "layer_a": layer, "layer_b": layer, "value": value, "note": None,
     }  # fmt: skip
     path.write_text(json.dumps(record))
-    return path
+    return comparison, run_b, path
 
 
 def test_controls_get_their_comparison_run_b_and_own_density(study):
@@ -392,13 +387,13 @@ def test_controls_get_their_comparison_run_b_and_own_density(study):
         write_control_network(root, "seed2", "seed", 2, 0, 0.87, 1.0),
         write_control_network(root, "random_iter2", "random", 1, 2, 0.5, 0.6401),
     ]
-    sims += [
-        write_control_similarity(root, "seed_vs_dense", 1, 0, "dense", "conv1", 0.95),
-        write_control_similarity(root, "seed_vs_dense", 2, 0, "dense", "conv1", 0.93),
-        write_control_similarity(root, "random_vs_dense", 1, 2, "dense", "conv1", 0.4),
-        write_control_similarity(root, "run_vs_run", 1, 2, "run2", "conv1", 0.7),
+    controls = [
+        write_control_similarity(root, "seed_vs_dense", 1, 0, None, "conv1", 0.95),
+        write_control_similarity(root, "seed_vs_dense", 2, 0, None, "conv1", 0.93),
+        write_control_similarity(root, "random_vs_dense", 1, 2, None, "conv1", 0.4),
+        write_control_similarity(root, "run_vs_run", 1, 2, 2, "conv1", 0.7),
     ]
-    _, out = build(root, sims, networks)
+    _, out = build(root, sims, networks, controls=controls)
     table = out["similarity"]
     assert list(table.comparison.unique()) == [
         "pruned_vs_dense", "seed_vs_dense", "random_vs_dense", "run_vs_run",
@@ -420,18 +415,10 @@ def test_controls_get_their_comparison_run_b_and_own_density(study):
     assert (random.run, random.iteration, random.test_accuracy) == (1, 2, 0.5)
 
 
-def test_comparison_of_path():
-    from prunesim.tables import comparison_of_path
-
-    assert comparison_of_path("r/similarity/cka/run1/iter2/conv1__conv1.json") == (
-        "pruned_vs_dense", 0,
-    )  # fmt: skip
-    assert comparison_of_path("r/similarity/cka/run_vs_run/run1/iter2/run3/all_layers.json") == (
-        "run_vs_run", 3,
-    )  # fmt: skip
-    assert comparison_of_path("r/similarity/cka/seed_vs_dense/run2/iter0/dense/a__a.json") == (
-        "seed_vs_dense", 0,
-    )  # fmt: skip
+def test_a_control_file_labelled_with_an_unknown_comparison_is_refused(tmp_path):
+    _, _, path = write_control_similarity(tmp_path, "seed_vs_dense", 1, 0, None, "out", 0.9)
+    with pytest.raises(PrunesimError, match="'pruned_vs_dense', not a control comparison"):
+        build(tmp_path, [], [], controls=[("pruned_vs_dense", None, path)])
 
 
 def test_old_metrics_files_without_network_still_read(study):

@@ -347,6 +347,21 @@ def _bands_note(bands: bool) -> str:
     return "bands: ± 1 std over runs." if bands else "no bands (figures.similarity_bands)."
 
 
+def _lines_note(n_runs: int, bands: bool, n_seeds: int) -> str:
+    """Footnote of the layerwise figures: what a line, a band and the grey band are."""
+    return (
+        f"Lines: mean over {_plural(n_runs, 'run', 'runs')}; "
+        + _bands_note(bands)
+        + _seed_note(n_seeds)
+    )
+
+
+def _figure_legend(fig: Figure, ax, title: str, ncol: int = 1) -> None:
+    """One legend for all panels, from ``ax``'s lines, outside on the right."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, title=title, loc="outside right upper", frameon=False, ncol=ncol)
+
+
 def _placeholder(title: str, message: str, out: Out) -> Figure:
     """A figure that says why there is nothing to draw (the rule's output must exist)."""
     with _style():
@@ -643,12 +658,7 @@ def plot_layerwise(
         ax.set_title(title)
         _legend_outside(ax, lw.legend_title, ncol=1 if len(lw.iterations) <= 12 else 2)
         _footnote(
-            fig,
-            f"Lines: mean over {_plural(lw.n_runs([metric]), 'run', 'runs')}; "
-            + _bands_note(bands)
-            + _seed_note(lw.n_seeds([metric])),
-            n_missing,
-            n_total,
+            fig, _lines_note(lw.n_runs([metric]), bands, lw.n_seeds([metric])), n_missing, n_total
         )
     save_figure(fig, out)
     return fig
@@ -703,21 +713,12 @@ def plot_layerwise_grid(
             ax.set_axis_off()
         for ax in axes[-ncols:]:
             ax.set_xlabel("layer (forward order)")
-        handles, labels = axes[metrics.index(drawable[0])].get_legend_handles_labels()
-        fig.legend(
-            handles,
-            labels,
-            title=lw.legend_title,
-            loc="outside right upper",
-            frameon=False,
-            ncol=1 if len(lw.iterations) <= 16 else 2,
-        )
+        ncol = 1 if len(lw.iterations) <= 16 else 2
+        _figure_legend(fig, axes[metrics.index(drawable[0])], lw.legend_title, ncol)
         fig.suptitle(title)
         _footnote(
             fig,
-            f"Lines: mean over {_plural(lw.n_runs(drawable), 'run', 'runs')}; "
-            + _bands_note(bands)
-            + _seed_note(lw.n_seeds(drawable))
+            _lines_note(lw.n_runs(drawable), bands, lw.n_seeds(drawable))
             + (" y ranges fitted to each panel's data." if ylim == "data" else ""),
             n_missing,
             n_total,
@@ -1035,10 +1036,14 @@ def _control_lines(ax, lw: _Layerwise, rows: pd.DataFrame, metric: str, styles) 
     return drawn
 
 
-def _layer_axis(ax, lw: _Layerwise) -> None:
+def _control_panel(ax, lw: _Layerwise, metric: str, drawn: list[float], ylim: str) -> None:
+    """A control figure's metric panel around its lines: the named layers, the y range."""
     x = np.arange(len(lw.layers))
     ax.set_xticks(x, labels=lw.layers, rotation=60, ha="right", rotation_mode="anchor")
     ax.set_xlim(-0.5, len(lw.layers) - 0.5)
+    _fit_ylim(ax, drawn, ylim)
+    ax.set_title(_metric_label(metric))
+    ax.set_ylabel(_similarity_label(metric))
 
 
 def _draw_random_accuracy(ax, accuracy: pd.DataFrame, iterations: Sequence[int]) -> None:
@@ -1101,13 +1106,8 @@ def plot_random_pruning(
                 ax, lw, imp, metric, ("-", "o", f"IMP run {RANDOM_PRUNING_RUN}")
             )
             drawn += _control_lines(ax, lw, random, metric, ("--", "X", "random"))
-            _layer_axis(ax, lw)
-            _fit_ylim(ax, drawn, ylim)
-            ax.set_title(_metric_label(metric))
-            ax.set_ylabel(_similarity_label(metric))
-        handles, labels = axes[1].get_legend_handles_labels()
-        fig.legend(handles, labels, title=lw.legend_title, loc="outside right upper",
-                   frameon=False)  # fmt: skip
+            _control_panel(ax, lw, metric, drawn, ylim)
+        _figure_legend(fig, axes[1], lw.legend_title)
         fig.suptitle(title)
         _footnote(
             fig,
@@ -1153,13 +1153,9 @@ def plot_run_vs_run(
             drawn = lw.draw_seed_band(ax, metric)
             drawn += _control_lines(ax, lw, runs, metric, ("-", "o", "run vs run"))
             drawn += _control_lines(ax, lw, paper, metric, ("--", None, "pruned vs dense"))
-            _layer_axis(ax, lw)
-            _fit_ylim(ax, drawn, ylim)
-            ax.set_title(_metric_label(metric))
-            ax.set_ylabel(_similarity_label(metric))
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, title=lw.legend_title, loc="outside right upper",
-                   frameon=False, ncol=1 if len(labels) <= 16 else 2)  # fmt: skip
+            _control_panel(ax, lw, metric, drawn, ylim)
+        n_labels = len(axes[0].get_legend_handles_labels()[1])
+        _figure_legend(fig, axes[0], lw.legend_title, 1 if n_labels <= 16 else 2)
         fig.suptitle(title)
         _footnote(
             fig,

@@ -2,6 +2,8 @@
 
 The ``aggregate`` rule calls :func:`build_tables`. Inputs are the similarity jobs' JSON
 files and every network's ``metrics.json`` (never a checkpoint: this module is torch-free).
+What a file's path encodes (which comparison a control's file makes) is passed in by the
+workflow, which knows it; files are never parsed by name.
 Columns are those of ``docs/architecture.md`` ("Tables and figures"):
 
 Every table starts with ``experiment, model, dataset``, names layers the compared way
@@ -42,7 +44,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -106,13 +107,32 @@ def _read_json(path: str | os.PathLike, required: Iterable[str], what: str) -> d
     return record
 
 
-def _similarity_records(paths: Iterable[str | os.PathLike]):
-    """(path, record) of every similarity result.
+#: A control's similarity file: ``(comparison, run_b, path)``; ``run_b`` is the second
+#: network's run, None for the dense network.
+ControlFile = tuple[str, int | None, str | os.PathLike]
+
+
+def _similarity_files(paths: Iterable[str | os.PathLike], controls: Iterable[ControlFile]):
+    """``(comparison, run_b, path)`` of every similarity file: IMP's against the dense
+    network, then the controls' as the workflow labelled them."""
+    for path in paths:
+        yield PRUNED_VS_DENSE, DENSE_RUN, path
+    for comparison, run_b, path in controls:
+        if comparison not in COMPARISONS[1:]:
+            raise PrunesimError(
+                f"similarity file {path} is labelled {comparison!r}, not a control "
+                f"comparison ({', '.join(COMPARISONS[1:])}); check the aggregate rule's params."
+            )
+        yield comparison, DENSE_RUN if run_b is None else int(run_b), path
+
+
+def _similarity_records(paths: Iterable[str | os.PathLike], controls: Iterable[ControlFile]):
+    """(comparison, run_b, path, record) of every similarity result.
 
     A file holds one record (one job per layer pair) or ``{"records": [...]}`` (one job per
     network, the scale-out mode ``similarity_jobs: network``).
     """
-    for path in paths:
+    for comparison, run_b, path in _similarity_files(paths, controls):
         record = _read_json(path, (), "similarity file")
         for rec in record.get("records", [record]):
             missing = [key for key in _SIMILARITY_KEYS if key not in rec]
@@ -121,7 +141,7 @@ def _similarity_records(paths: Iterable[str | os.PathLike]):
                     f"similarity file {path} lacks the key(s) {', '.join(missing)}; it was "
                     f"written by an incompatible version. {rebuild_hint(path)}"
                 )
-            yield path, rec
+            yield comparison, run_b, path, rec
 
 
 def _finite_or_none(x) -> float | None:
@@ -156,21 +176,6 @@ def _record_key(record: Mapping) -> tuple[str, int, int]:
 #: The network kind of a comparison's first network.
 _FIRST_NETWORK = {"pruned_vs_dense": "imp", "seed_vs_dense": "seed",
                   "random_vs_dense": "random", "run_vs_run": "imp"}  # fmt: skip
-_CONTROL_PATH = re.compile(
-    r"[/\\](?P<comparison>" + "|".join(COMPARISONS[1:]) + r")[/\\]run\d+[/\\]iter\d+"
-    r"[/\\](?:dense|run(?P<run_b>\d+))[/\\][^/\\]+$"
-)
-
-
-def comparison_of_path(path: str | os.PathLike) -> tuple[str, int]:
-    """``(comparison, run_b)`` of a similarity file: a control's files lie under
-    ``<comparison>/run<r>/iter<k>/<dense | run<b>>/`` (rule ``control_similarity_<metric>``),
-    every other file compares an IMP network with the dense one."""
-    match = _CONTROL_PATH.search(str(path))
-    if match is None:
-        return PRUNED_VS_DENSE, DENSE_RUN
-    run_b = match["run_b"]
-    return match["comparison"], DENSE_RUN if run_b is None else int(run_b)
 
 
 def _layer_places(model: str) -> dict[str, tuple[int, str]]:
@@ -244,16 +249,19 @@ def similarity_table(
     experiment: str,
     model: str,
     dataset: str,
+    controls: Iterable[ControlFile] = (),
 ) -> pd.DataFrame:
     """One row per similarity job, with the pruned network's density and the layer's place.
 
-    ``value`` is kept as recorded; a null or non-finite value becomes an empty cell whose
-    ``note`` says why (the job's own note, or "value is not finite").
+    ``similarity_paths`` compare IMP networks with the dense one; ``controls`` are the
+    control comparisons' files (:data:`ControlFile`). ``value`` is kept as recorded; a null
+    or non-finite value becomes an empty cell whose ``note`` says why (the job's own note, or
+    "value is not finite").
     """
     layers = _layer_places(model)
     densities = _densities(network_metrics)
     rows, seen, has_ci = [], {}, False
-    for path, rec in _similarity_records(similarity_paths):
+    for comparison, run_b, path, rec in _similarity_records(similarity_paths, controls):
         if rec.get("experiment") not in (None, experiment):
             raise PrunesimError(
                 f"similarity file {path} belongs to experiment {rec['experiment']!r}, not "
@@ -267,7 +275,6 @@ def similarity_table(
                     f"outdated layer table. {rebuild_hint(path)}"
                 )
         run, iteration = int(rec["run"]), int(rec["iteration"])
-        comparison, run_b = comparison_of_path(path)
         key = (rec["metric"], comparison, run, iteration, run_b, rec["layer_a"], rec["layer_b"])
         if key in seen:
             raise PrunesimError(
@@ -367,20 +374,6 @@ def mask_table(mask_overlap: pd.DataFrame | None, model: str, dataset: str) -> p
     return table[MASK_COLUMNS].reset_index(drop=True)
 
 
-_NETWORK_DIR = re.compile(r"run(?P<run>\d+)[/\\]iter(?P<iteration>\d+)[/\\][^/\\]+$")
-
-
-def network_of_path(path: str | os.PathLike) -> tuple[int, int]:
-    """``(run, iteration)`` of a file under ``.../run{run}/iter{iteration}/`` (e.g. a mask)."""
-    match = _NETWORK_DIR.search(str(path))
-    if match is None:
-        raise PrunesimError(
-            f"{path} is not under run<r>/iter<k>/; the aggregate rule must pass the pruned "
-            "networks' files (results/<experiment>/networks/run<r>/iter<k>/...)."
-        )
-    return int(match["run"]), int(match["iteration"])
-
-
 def intrinsic_dimension_table(
     id_paths: Iterable[str | os.PathLike],
     network_metrics: Iterable[Mapping],
@@ -462,8 +455,12 @@ def build_tables(
     out_similarity: str | os.PathLike,
     out_accuracy: str | os.PathLike,
     out_masks: str | os.PathLike | None = None,
+    control_similarity: Iterable[ControlFile] = (),
 ) -> dict[str, pd.DataFrame]:
     """Build and write ``similarity.csv``, ``accuracy.csv`` (and ``masks.csv``).
+
+    ``similarity_paths`` compare IMP networks with the dense one, ``control_similarity`` are
+    the controls' files (:data:`ControlFile`).
 
     Returns the three tables keyed ``similarity``, ``accuracy``, ``masks``. ``experiment``
     only checks that the inputs belong to it: a file that names another experiment stops
@@ -476,7 +473,9 @@ def build_tables(
                 f"a network metrics file of experiment {rec['experiment']!r} was passed to "
                 f"the aggregate job of {experiment!r}; check the aggregate rule's inputs."
             )
-    similarity = similarity_table(similarity_paths, networks, experiment, model, dataset)
+    similarity = similarity_table(
+        similarity_paths, networks, experiment, model, dataset, control_similarity
+    )
     accuracy = accuracy_table(networks, experiment, model, dataset)
     masks = mask_table(mask_overlap, model, dataset)
     write_csv(similarity, out_similarity)

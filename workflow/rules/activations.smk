@@ -15,7 +15,7 @@ rule extract_acts:
     log:
         "logs/extract_acts/{experiment}/{network}.log",
     benchmark:
-        "benchmarks/extract_acts/{experiment}/{network}.tsv"
+        "logs/benchmarks/extract_acts/{experiment}/{network}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1

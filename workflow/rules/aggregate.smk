@@ -21,7 +21,7 @@ rule aggregate:
     log:
         "logs/aggregate/{experiment}.log",
     benchmark:
-        "benchmarks/aggregate/{experiment}.tsv"
+        "logs/benchmarks/aggregate/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -33,6 +33,9 @@ rule aggregate:
         experiment="{experiment}",
         model=config_slice("experiments/{experiment}/model"),
         dataset=config_slice("experiments/{experiment}/dataset"),
+        # what the input files are, from the functions that list them (never parsed from paths)
+        masks=get_mask_networks,
+        controls=get_control_similarity_labels,
     script:
         "../scripts/aggregate.py"
 
@@ -89,7 +92,7 @@ rule plot:
     log:
         "logs/plot/{experiment}.log",
     benchmark:
-        "benchmarks/plot/{experiment}.tsv"
+        "logs/benchmarks/plot/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"
@@ -107,9 +110,7 @@ rule plot:
 
 rule plot_accuracy_all:
     input:
-        accuracy=expand(
-            "results/{experiment}/tables/accuracy.csv", experiment=list(EXPERIMENTS)
-        ),
+        accuracy=expand(rules.aggregate.output.accuracy, experiment=list(EXPERIMENTS)),
     output:
         figure=report(
             "results/figures/accuracy_all.svg",
@@ -121,7 +122,7 @@ rule plot_accuracy_all:
     log:
         "logs/plot_accuracy_all/all.log",
     benchmark:
-        "benchmarks/plot_accuracy_all/all.tsv"
+        "logs/benchmarks/plot_accuracy_all/all.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"
@@ -151,7 +152,7 @@ rule plot_cross_layer:
     log:
         "logs/plot_cross_layer/{experiment}_{metric}.log",
     benchmark:
-        "benchmarks/plot_cross_layer/{experiment}_{metric}.tsv"
+        "logs/benchmarks/plot_cross_layer/{experiment}_{metric}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"

@@ -96,39 +96,71 @@ def config_slice(dpath, drop=()):
     return get
 
 
+##### paths: every file is named once, by the output of the rule that writes it #####
+
+
+def fill(pattern, **wildcards):
+    """``pattern`` (a rule's output: ``rules.<name>.output.<key>``) with these wildcards
+    filled in and the others kept, so input functions never spell a path out again."""
+    (path,) = expand(pattern, allow_missing=True, **wildcards)
+    return path
+
+
 def get_dataset(wildcards):
     """Dataset name of the experiment in the wildcards."""
     return EXPERIMENTS[wildcards.experiment]["dataset"]
 
 
 def get_arrays(wildcards):
-    return f"results/data/{get_dataset(wildcards)}/arrays.npz"
+    return fill(rules.prepare_data.output.arrays, dataset=get_dataset(wildcards))
 
 
 def get_probe(wildcards):
-    return f"results/data/{get_dataset(wildcards)}/probe.npy"
+    return fill(rules.prepare_data.output.probe, dataset=get_dataset(wildcards))
+
+
+def network_file(experiment, network, key):
+    """File ``key`` (``model``, ``metrics``, ``mask``) of the network named like the {network}
+    wildcard (``dense``, ``run1_iter2``, or a control's ``seed1``, ``random_iter2``), from
+    the output of the rule that trains it."""
+    if network == "dense":
+        outputs, wildcards = rules.train_dense.output, {}
+    elif network.startswith("seed"):
+        outputs = rules.train_seed.output
+        wildcards = {"seed_network": network.removeprefix("seed")}
+    elif network.startswith("random_iter"):
+        outputs = rules.random_prune.output
+        wildcards = {"iteration": network.removeprefix("random_iter")}
+    else:
+        run, iteration = network.removeprefix("run").split("_iter")
+        outputs, wildcards = rules.imp_iter.output, {"run": run, "iteration": iteration}
+    return fill(outputs[key], experiment=experiment, **wildcards)
+
+
+def resume_file(wildcards, output):
+    """Params of a training rule: its per-epoch resume checkpoint, beside the model."""
+    return str(Path(output.model).with_name("resume.pt"))
+
+
+def previous_network(experiment, run, iteration):
+    """IMP iteration k starts from iteration k-1 of the same run; k-1 = 0 is the dense net."""
+    previous = int(iteration) - 1
+    network = "dense" if previous == 0 else f"run{run}_iter{previous}"
+    return network_file(experiment, network, "model")
 
 
 def get_previous_network(wildcards):
-    """IMP iteration k starts from iteration k-1 of the same run; k-1 = 0 is the dense net."""
-    previous = int(wildcards.iteration) - 1
-    if previous == 0:
-        return f"results/{wildcards.experiment}/networks/dense/model.pt"
-    return f"results/{wildcards.experiment}/networks/run{wildcards.run}/iter{previous}/model.pt"
-
-
-def network_dir(experiment, network):
-    """Directory of a network named like the {network} wildcard (``dense``, ``run1_iter2``, or
-    a control's ``seed1``, ``random_iter2``): IMP networks nest run/iteration."""
-    if network.startswith("run"):
-        run, iteration = network.removeprefix("run").split("_iter")
-        return f"results/{experiment}/networks/run{run}/iter{iteration}"
-    return f"results/{experiment}/networks/{network}"
+    return previous_network(wildcards.experiment, wildcards.run, wildcards.iteration)
 
 
 def get_network_checkpoint(wildcards):
     """Checkpoint of the network named by the {network} wildcard."""
-    return f"{network_dir(wildcards.experiment, wildcards.network)}/model.pt"
+    return network_file(wildcards.experiment, wildcards.network, "model")
+
+
+def activations(experiment, network):
+    """Activation file of a network named like the {network} wildcard (rule extract_acts)."""
+    return fill(rules.extract_acts.output.acts, experiment=experiment, network=network)
 
 
 def metric_source(metric):
@@ -168,10 +200,12 @@ def get_network_iteration(wildcards):
 
 def get_intrinsic_dimension_outputs(wildcards):
     """Every network's intrinsic-dimension file of an experiment, dense first."""
-    root = f"results/{wildcards.experiment}/intrinsic_dimension"
-    return [f"{root}/dense.json"] + [
-        f"{root}/run{run}_iter{iteration}.json"
-        for run, iteration in runs_and_iterations(wildcards.experiment)
+    experiment = wildcards.experiment
+    return [
+        fill(
+            rules.intrinsic_dimension.output[0], experiment=experiment, network=network
+        )
+        for network in ["dense", *imp_networks(experiment)]
     ]
 
 
@@ -183,6 +217,11 @@ def runs_and_iterations(experiment):
         for run in range(1, spec["runs"] + 1)
         for iteration in range(1, spec["prune"]["iterations"] + 1)
     ]
+
+
+def imp_networks(experiment):
+    """Names (the {network} wildcard) of every pruned network of an experiment."""
+    return [f"run{run}_iter{it}" for run, it in runs_and_iterations(experiment)]
 
 
 def cross_layer_metrics(experiment):
@@ -305,10 +344,15 @@ def similarity_stats_inputs(metric):
     def inputs(wildcards):
         if reshape is None:
             return {}
-        root = f"results/{wildcards.experiment}/similarity_stats/{reshape}"
+        network = {"experiment": wildcards.experiment, "reshape": reshape}
         return {
-            "stats": f"{root}/run{wildcards.run}_iter{wildcards.iteration}.npz",
-            "dense_stats": f"{root}/dense.npz",
+            "stats": fill(
+                rules.pair_stats.output[0],
+                **network,
+                run=wildcards.run,
+                iteration=wildcards.iteration,
+            ),
+            "dense_stats": fill(rules.dense_stats.output[0], **network),
         }
 
     return inputs
@@ -345,17 +389,27 @@ def get_layer_pairs(metric):
 
 
 def similarity_outputs(experiment, metric):
-    root = f"results/{experiment}/similarity/{metric}"
-    if config["similarity_jobs"] == "network":
-        return [
-            f"{root}/run{run}/iter{iteration}/all_layers.json"
-            for run, iteration in runs_and_iterations(experiment)
-        ]
+    """Every file of rule similarity_<metric> of an experiment (`all_layers` or per pair)."""
+    pattern = getattr(rules, f"similarity_{metric}").output[0]
     return [
-        f"{root}/run{run}/iter{iteration}/{a}__{b}.json"
-        for run, iteration in runs_and_iterations(experiment)
-        for a, b in layer_pairs(experiment, metric, iteration)
+        path
+        for run, it in runs_and_iterations(experiment)
+        for path in similarity_job_files(
+            pattern,
+            layer_pairs(experiment, metric, it),
+            experiment=experiment,
+            run=run,
+            iteration=it,
+        )
     ]
+
+
+def similarity_job_files(pattern, pairs, **wildcards):
+    """A similarity rule's files for these wildcards: one per layer pair, or one for all of
+    them (`similarity_jobs: network`, SIMILARITY_JOB)."""
+    if config["similarity_jobs"] == "network":
+        return [fill(pattern, **wildcards)]
+    return [fill(pattern, **wildcards, layer_a=a, layer_b=b) for a, b in pairs]
 
 
 def get_similarity_outputs(wildcards):
@@ -368,17 +422,20 @@ def get_similarity_outputs(wildcards):
 
 def get_network_metrics(wildcards):
     experiment = wildcards.experiment
-    return [f"results/{experiment}/networks/dense/metrics.json"] + [
-        f"results/{experiment}/networks/run{run}/iter{iteration}/metrics.json"
-        for run, iteration in runs_and_iterations(experiment)
+    return [
+        network_file(experiment, network, "metrics")
+        for network in ["dense", *imp_networks(experiment)]
     ]
 
 
 def get_masks(wildcards):
-    return [
-        f"results/{wildcards.experiment}/networks/run{run}/iter{iteration}/mask.npz"
-        for run, iteration in runs_and_iterations(wildcards.experiment)
-    ]
+    experiment = wildcards.experiment
+    return [network_file(experiment, n, "mask") for n in imp_networks(experiment)]
+
+
+def get_mask_networks(wildcards):
+    """Params of aggregate: [run, iteration] of each of get_masks' files, in its order."""
+    return [list(network) for network in runs_and_iterations(wildcards.experiment)]
 
 
 # Cosine is computed on the output layer only: it is drawn in the output-layer figure,
@@ -386,41 +443,33 @@ def get_masks(wildcards):
 LAYERWISE_METRICS = [metric for metric in METRICS if METRIC_BASE[metric] != "cosine"]
 
 
-def get_figure_outputs(experiment):
-    """Every figure of one experiment, SVG and PNG (rules plot, plot_cross_layer and the
-    controls' plot rules)."""
-    names = ["accuracy", "layerwise", "output_similarity", "mask_overlap"]
-    names += [f"similarity_{metric}" for metric in LAYERWISE_METRICS]
-    names += [f"cross_layer_{metric}" for metric in cross_layer_metrics(experiment)]
-    names += control_figures(experiment)
+def experiment_outputs(experiment):
+    """Every table and figure of one experiment: the outputs of the rules that make them
+    (those of the controls and intrinsic dimension when the config asks for them)."""
+    controls = EXPERIMENTS[experiment]["controls"]
+    per_experiment = [rules.aggregate, rules.compare_paper, rules.plot]
+    if controls["random_pruning"]:
+        per_experiment.append(rules.plot_random_pruning)
+    if controls["run_vs_run"] is not None:
+        per_experiment.append(rules.plot_run_vs_run)
     if config["intrinsic_dimension"]:
-        names.append("intrinsic_dimension")
-    return [
-        f"results/{experiment}/figures/{name}.{suffix}"
-        for name in names
-        for suffix in ("svg", "png")
+        per_experiment += [
+            rules.aggregate_intrinsic_dimension,
+            rules.plot_intrinsic_dimension,
+        ]
+    outputs = [
+        fill(path, experiment=experiment) for r in per_experiment for path in r.output
+    ]
+    return outputs + [
+        fill(path, experiment=experiment, metric=metric)
+        for metric in cross_layer_metrics(experiment)
+        for path in rules.plot_cross_layer.output
     ]
 
 
-def get_summary_figure_outputs():
-    """Figures across experiments (rule plot_accuracy_all)."""
-    return ["results/figures/accuracy_all.svg", "results/figures/accuracy_all.png"]
-
-
 def get_final_outputs():
-    outputs = []
-    for experiment in EXPERIMENTS:
-        outputs += [
-            f"results/{experiment}/tables/similarity.csv",
-            f"results/{experiment}/tables/accuracy.csv",
-            f"results/{experiment}/tables/masks.csv",
-            f"results/{experiment}/tables/paper_comparison.csv",
-        ]
-        if config["intrinsic_dimension"]:
-            outputs.append(f"results/{experiment}/tables/intrinsic_dimension.csv")
-        outputs += get_figure_outputs(experiment)
-    outputs += get_summary_figure_outputs()
-    return outputs
+    outputs = [path for e in EXPERIMENTS for path in experiment_outputs(e)]
+    return outputs + [fill(path) for path in rules.plot_accuracy_all.output]
 
 
 ##### controls (experiments.<e>.controls; rules in controls.smk) #####
@@ -457,32 +506,49 @@ def get_control_activations(which):
             )
         else:
             network = against_network(wildcards.against, iteration)
-        return f"results/{wildcards.experiment}/activations/{network}.h5"
+        return activations(wildcards.experiment, network)
 
     return acts
 
 
-def control_similarity_outputs(experiment, metric):
-    root = f"results/{experiment}/similarity/{metric}"
-    return [
-        f"{root}/{comparison}/run{run}/iter{iteration}/{against}/{job}.json"
-        for comparison, run, iteration, against in control_comparisons(
+def against_run(against):
+    """Run of a control comparison's second network (its {against} wildcard: ``dense``, or
+    ``run<b>``), None for the dense network."""
+    return None if against == "dense" else int(against.removeprefix("run"))
+
+
+def control_similarity_files(experiment):
+    """(path, [comparison, run_b]) of every control similarity file of an experiment, all
+    metrics: the aggregate rule's input and the labels it passes to the tables."""
+    files = []
+    for metric in METRICS:
+        pattern = getattr(rules, f"control_similarity_{metric}").output[0]
+        pairs = control_pairs(experiment, metric)
+        for comparison, run, it, against in control_comparisons(
             EXPERIMENTS[experiment]
-        )
-        for job in (
-            ["all_layers"]
-            if config["similarity_jobs"] == "network"
-            else [f"{a}__{b}" for a, b in control_pairs(experiment, metric)]
-        )
-    ]
+        ):
+            label = [comparison, against_run(against)]
+            paths = similarity_job_files(
+                pattern,
+                pairs,
+                experiment=experiment,
+                comparison=comparison,
+                run=run,
+                iteration=it,
+                against=against,
+            )
+            files += [(path, label) for path in paths]
+    return files
 
 
 def get_control_similarity_outputs(wildcards):
-    return [
-        path
-        for metric in METRICS
-        for path in control_similarity_outputs(wildcards.experiment, metric)
-    ]
+    return [path for path, _ in control_similarity_files(wildcards.experiment)]
+
+
+def get_control_similarity_labels(wildcards):
+    """Params of aggregate: [comparison, run_b] of each control similarity file, in the
+    order of get_control_similarity_outputs (run_b None: the dense network)."""
+    return [label for _, label in control_similarity_files(wildcards.experiment)]
 
 
 def get_control_network_metrics(wildcards):
@@ -490,20 +556,11 @@ def get_control_network_metrics(wildcards):
     spec = EXPERIMENTS[wildcards.experiment]
     names = [f"seed{k}" for k in seed_networks(spec)]
     names += [f"random_iter{k}" for k in random_pruning_iterations(spec)]
-    return [f"{network_dir(wildcards.experiment, n)}/metrics.json" for n in names]
+    return [network_file(wildcards.experiment, n, "metrics") for n in names]
 
 
 def get_random_parent(wildcards):
     """The network IMP iteration k of run RANDOM_PRUNING_RUN was pruned from."""
-    previous = int(wildcards.iteration) - 1
-    if previous == 0:
-        return f"results/{wildcards.experiment}/networks/dense/model.pt"
-    run = RANDOM_PRUNING_RUN
-    return f"results/{wildcards.experiment}/networks/run{run}/iter{previous}/model.pt"
-
-
-def control_figures(experiment):
-    """Names of the controls' own figures of an experiment (the seed band is in `plot`'s)."""
-    controls = EXPERIMENTS[experiment]["controls"]
-    names = ["random_pruning"] if controls["random_pruning"] else []
-    return names + (["run_vs_run"] if controls["run_vs_run"] is not None else [])
+    return previous_network(
+        wildcards.experiment, RANDOM_PRUNING_RUN, wildcards.iteration
+    )

@@ -18,7 +18,7 @@ rule compare_paper:
     log:
         "logs/compare_paper/{experiment}.log",
     benchmark:
-        "benchmarks/compare_paper/{experiment}.tsv"
+        "logs/benchmarks/compare_paper/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/compare.yaml"

@@ -17,7 +17,7 @@ rule train_seed:
     log:
         "logs/train_seed/{experiment}/seed{seed_network}.log",
     benchmark:
-        "benchmarks/train_seed/{experiment}/seed{seed_network}.tsv"
+        "logs/benchmarks/train_seed/{experiment}/seed{seed_network}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -34,7 +34,7 @@ rule train_seed:
             "experiments/{experiment}/prune/prune_output_layer"
         ),
         seed=config["seed"],
-        resume="results/{experiment}/networks/seed{seed_network}/resume.pt",
+        resume=resume_file,
     script:
         "../scripts/train_seed.py"
 
@@ -42,8 +42,8 @@ rule train_seed:
 rule random_prune:
     input:
         previous=get_random_parent,
-        imp_mask=f"results/{{experiment}}/networks/run{RANDOM_PRUNING_RUN}/iter{{iteration}}/mask.npz",
-        rewind="results/{experiment}/networks/dense/rewind.pt",
+        imp_mask=fill(rules.imp_iter.output.mask, run=RANDOM_PRUNING_RUN),
+        rewind=rules.train_dense.output.rewind,
         arrays=get_arrays,
     output:
         model="results/{experiment}/networks/random_iter{iteration}/model.pt",
@@ -52,7 +52,7 @@ rule random_prune:
     log:
         "logs/random_prune/{experiment}/random_iter{iteration}.log",
     benchmark:
-        "benchmarks/random_prune/{experiment}/random_iter{iteration}.tsv"
+        "logs/benchmarks/random_prune/{experiment}/random_iter{iteration}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -65,7 +65,7 @@ rule random_prune:
         prune=config_slice("experiments/{experiment}/prune", drop=["iterations"]),
         run=RANDOM_PRUNING_RUN,
         seed=config["seed"],
-        resume="results/{experiment}/networks/random_iter{iteration}/resume.pt",
+        resume=resume_file,
     script:
         "../scripts/random_prune.py"
 
@@ -94,7 +94,7 @@ for metric_name in METRICS:
         log:
             f"logs/control_similarity/{{experiment}}/{metric_name}/{{comparison}}_run{{run}}_iter{{iteration}}_{{against}}_{SIMILARITY_JOB}.log",
         benchmark:
-            f"benchmarks/control_similarity/{{experiment}}/{metric_name}/{{comparison}}_run{{run}}_iter{{iteration}}_{{against}}_{SIMILARITY_JOB}.tsv"
+            f"logs/benchmarks/control_similarity/{{experiment}}/{metric_name}/{{comparison}}_run{{run}}_iter{{iteration}}_{{against}}_{SIMILARITY_JOB}.tsv"
         # on a cluster, one submission per control comparison holds all its similarity
         # jobs (profiles/slurm allows the components); in the rule, as for similarity_<metric>,
         # so that a variant's rule is grouped too. Ignored by local runs.
@@ -129,7 +129,7 @@ rule plot_random_pruning:
     log:
         "logs/plot_random_pruning/{experiment}.log",
     benchmark:
-        "benchmarks/plot_random_pruning/{experiment}.tsv"
+        "logs/benchmarks/plot_random_pruning/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"
@@ -138,11 +138,12 @@ rule plot_random_pruning:
         mem_mb=4000,
         runtime=30,
     params:
+        figure="random_pruning",
         # only the settings these figures use: similarity_bands redraws none of them
         density_axis=config_slice("figures/density_axis"),
         ylim=config_slice("figures/similarity_ylim"),
     script:
-        "../scripts/plot_random_pruning.py"
+        "../scripts/plot_control.py"
 
 
 rule plot_run_vs_run:
@@ -160,7 +161,7 @@ rule plot_run_vs_run:
     log:
         "logs/plot_run_vs_run/{experiment}.log",
     benchmark:
-        "benchmarks/plot_run_vs_run/{experiment}.tsv"
+        "logs/benchmarks/plot_run_vs_run/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"
@@ -169,8 +170,9 @@ rule plot_run_vs_run:
         mem_mb=4000,
         runtime=30,
     params:
+        figure="run_vs_run",
         # only the settings these figures use: similarity_bands redraws none of them
         density_axis=config_slice("figures/density_axis"),
         ylim=config_slice("figures/similarity_ylim"),
     script:
-        "../scripts/plot_run_vs_run.py"
+        "../scripts/plot_control.py"

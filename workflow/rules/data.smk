@@ -8,7 +8,7 @@ rule prepare_data:
     log:
         "logs/prepare_data/{dataset}.log",
     benchmark:
-        "benchmarks/prepare_data/{dataset}.tsv"
+        "logs/benchmarks/prepare_data/{dataset}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1

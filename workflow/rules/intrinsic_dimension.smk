@@ -4,14 +4,14 @@
 
 rule intrinsic_dimension:
     input:
-        acts="results/{experiment}/activations/{network}.h5",
+        acts=rules.extract_acts.output.acts,
         impl=intrinsic_dimension_source(),
     output:
         "results/{experiment}/intrinsic_dimension/{network}.json",
     log:
         "logs/intrinsic_dimension/{experiment}/{network}.log",
     benchmark:
-        "benchmarks/intrinsic_dimension/{experiment}/{network}.tsv"
+        "logs/benchmarks/intrinsic_dimension/{experiment}/{network}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -37,7 +37,7 @@ rule aggregate_intrinsic_dimension:
     log:
         "logs/aggregate_intrinsic_dimension/{experiment}.log",
     benchmark:
-        "benchmarks/aggregate_intrinsic_dimension/{experiment}.tsv"
+        "logs/benchmarks/aggregate_intrinsic_dimension/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -67,7 +67,7 @@ rule plot_intrinsic_dimension:
     log:
         "logs/plot_intrinsic_dimension/{experiment}.log",
     benchmark:
-        "benchmarks/plot_intrinsic_dimension/{experiment}.tsv"
+        "logs/benchmarks/plot_intrinsic_dimension/{experiment}.tsv"
     localrule: True
     conda:
         "../../envs/plot.yaml"

@@ -4,7 +4,7 @@
 rule imp_iter:
     input:
         previous=get_previous_network,
-        rewind="results/{experiment}/networks/dense/rewind.pt",
+        rewind=rules.train_dense.output.rewind,
         arrays=get_arrays,
     output:
         model="results/{experiment}/networks/run{run}/iter{iteration}/model.pt",
@@ -13,7 +13,7 @@ rule imp_iter:
     log:
         "logs/imp_iter/{experiment}/run{run}_iter{iteration}.log",
     benchmark:
-        "benchmarks/imp_iter/{experiment}/run{run}_iter{iteration}.tsv"
+        "logs/benchmarks/imp_iter/{experiment}/run{run}_iter{iteration}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -26,6 +26,6 @@ rule imp_iter:
         # the number of iterations is left out: raising it adds iterations, reruns none
         prune=config_slice("experiments/{experiment}/prune", drop=["iterations"]),
         seed=config["seed"],
-        resume="results/{experiment}/networks/run{run}/iter{iteration}/resume.pt",
+        resume=resume_file,
     script:
         "../scripts/imp_iter.py"

@@ -24,15 +24,17 @@ for metric_name in METRICS:
             f"similarity_{metric_name}"
         input:
             unpack(similarity_stats_inputs(metric_name)),
-            pruned="results/{experiment}/activations/run{run}_iter{iteration}.h5",
-            dense="results/{experiment}/activations/dense.h5",
+            pruned=fill(
+                rules.extract_acts.output.acts, network="run{run}_iter{iteration}"
+            ),
+            dense=fill(rules.extract_acts.output.acts, network="dense"),
             impl=metric_source(metric_name),
         output:
             f"results/{{experiment}}/similarity/{metric_name}/run{{run}}/iter{{iteration}}/{SIMILARITY_JOB}.json",
         log:
             f"logs/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.log",
         benchmark:
-            f"benchmarks/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.tsv"
+            f"logs/benchmarks/similarity/{{experiment}}/{metric_name}/run{{run}}_iter{{iteration}}_{SIMILARITY_JOB}.tsv"
         # on a cluster, one submission per pruned network holds all its similarity jobs
         # (profiles/slurm); set here, not in the profile, because a variant's rule name is
         # the user's choice. Ignored by local runs.
@@ -61,13 +63,13 @@ for metric_name in METRICS:
 
 rule dense_stats:
     input:
-        acts="results/{experiment}/activations/dense.h5",
+        acts=fill(rules.extract_acts.output.acts, network="dense"),
     output:
         stats_output("results/{experiment}/similarity_stats/{reshape}/dense.npz"),
     log:
         "logs/dense_stats/{experiment}/{reshape}.log",
     benchmark:
-        "benchmarks/dense_stats/{experiment}/{reshape}.tsv"
+        "logs/benchmarks/dense_stats/{experiment}/{reshape}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -84,9 +86,9 @@ rule dense_stats:
 
 rule pair_stats:
     input:
-        pruned="results/{experiment}/activations/run{run}_iter{iteration}.h5",
-        dense="results/{experiment}/activations/dense.h5",
-        dense_stats="results/{experiment}/similarity_stats/{reshape}/dense.npz",
+        pruned=fill(rules.extract_acts.output.acts, network="run{run}_iter{iteration}"),
+        dense=fill(rules.extract_acts.output.acts, network="dense"),
+        dense_stats=rules.dense_stats.output[0],
     output:
         stats_output(
             "results/{experiment}/similarity_stats/{reshape}/run{run}_iter{iteration}.npz"
@@ -94,7 +96,10 @@ rule pair_stats:
     log:
         "logs/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.log",
     benchmark:
-        "benchmarks/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.tsv"
+        "logs/benchmarks/pair_stats/{experiment}/{reshape}/run{run}_iter{iteration}.tsv"
+    # in its network's similarity group, which reads it (profiles/slurm)
+    group:
+        SIMILARITY_GROUP
     conda:
         "../../envs/analysis.yaml"
     threads: 1

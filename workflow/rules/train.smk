@@ -11,7 +11,7 @@ rule train_dense:
     log:
         "logs/train_dense/{experiment}.log",
     benchmark:
-        "benchmarks/train_dense/{experiment}.tsv"
+        "logs/benchmarks/train_dense/{experiment}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -28,6 +28,6 @@ rule train_dense:
             "experiments/{experiment}/prune/prune_output_layer"
         ),
         seed=config["seed"],
-        resume="results/{experiment}/networks/dense/resume.pt",
+        resume=resume_file,
     script:
         "../scripts/train_dense.py"

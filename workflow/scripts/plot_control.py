@@ -1,8 +1,11 @@
-"""Draw the random-pruning control beside IMP for one experiment (torch-free).
+"""Draw one control's figure for one experiment (torch-free): random pruning beside IMP, or
+run against run beside pruned against dense.
 
-Inputs: ``similarity``, ``accuracy`` (the aggregate rule's tables).
+Inputs: the aggregate rule's tables the figure reads, in the order its plotting function
+takes them: ``similarity`` (then ``accuracy``, for random pruning).
 Outputs: ``figure`` (SVG) and ``png``.
-Params: ``density_axis``, ``ylim`` (the config's ``figures:`` settings these figures use).
+Params: ``figure`` (``random_pruning`` | ``run_vs_run``), ``density_axis``, ``ylim`` (the
+config's ``figures:`` settings these figures use).
 """
 
 import sys
@@ -20,13 +23,16 @@ from prunesim.joblog import run_job
 def main(log):
     from prunesim import plotting
 
+    draw = {
+        "random_pruning": plotting.plot_random_pruning,
+        "run_vs_run": plotting.plot_run_vs_run,
+    }[snakemake.params.figure]
     params = snakemake.params
     settings = plotting.figure_settings(
         {"density_axis": params.density_axis, "similarity_ylim": params.ylim}
     )
-    plotting.plot_random_pruning(
-        snakemake.input.similarity,
-        snakemake.input.accuracy,
+    draw(
+        *snakemake.input,
         [snakemake.output.figure, snakemake.output.png],
         ylim=settings["similarity_ylim"],
         density_axis=settings["density_axis"],
