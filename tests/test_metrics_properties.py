@@ -143,12 +143,14 @@ def test_nbs_nuclear_form_equals_gram_fidelity(shape):
     assert similarity("nbs", x, y, form="gram") == pytest.approx(nuclear, abs=TOL)
 
 
-def test_nuclear_norm_two_stage_path():
-    """Above 1024 the numpy path uses eigenvalues of AᵀA from the two-stage solver."""
+def test_nuclear_norm_gram_route():
+    """Above 1024 the numpy path uses eigenvalues of AᵀA; dead units (zero rows) are dropped."""
     from prunesim.metrics._backend import NUMPY
     from prunesim.metrics._linalg import nuclear_norm
 
-    a = np.random.default_rng(0).standard_normal((1100, 1030))
+    a = np.random.default_rng(0).standard_normal((1100, 1070))
+    a[:40] = 0.0  # 1060 x 1030 remain: still above the SVD's limit
+    a[:, :40] = 0.0
     expected = np.linalg.svd(a, compute_uv=False).sum()
     assert nuclear_norm(a, NUMPY) == pytest.approx(expected, rel=1e-12)
 
