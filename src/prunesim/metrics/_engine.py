@@ -196,9 +196,9 @@ def similarities(x, y, settings: dict) -> dict:
     groups: dict = {}
     for name, block in settings.items():
         metric, s = resolve(name, block)
-        # metrics with the same reshaped matrices share a source (other than 4-D: all of them)
+        # metrics with the same reshaped matrices share a source (2-D input: all of them)
         per_sample = metric.flattens_per_sample and s["reshape"] is None
-        key = (s["reshape"], s["resize"], per_sample) if len(x.shape) == 4 else None
+        key = (s["reshape"], s["resize"], per_sample) if len(x.shape) != 2 else None
         groups.setdefault(key, {})[name] = (metric, metric_kwargs(metric, s), s)
     out = {}
     for jobs in groups.values():
