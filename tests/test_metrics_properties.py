@@ -21,7 +21,6 @@ from prunesim.metrics import (
     similarities,
     similarity,
     similarity_from_hdf5,
-    similarity_matrix,
     similarity_report,
     similarity_stream,
 )
@@ -143,12 +142,14 @@ def test_nbs_nuclear_form_equals_gram_fidelity(shape):
     assert similarity("nbs", x, y, form="gram") == pytest.approx(nuclear, abs=TOL)
 
 
-def test_nuclear_norm_two_stage_path():
-    """Above 1024 the numpy path uses eigenvalues of AᵀA from the two-stage solver."""
+def test_nuclear_norm_gram_route():
+    """Above 1024 the numpy path uses eigenvalues of AᵀA; dead units (zero rows) are dropped."""
     from prunesim.metrics._backend import NUMPY
     from prunesim.metrics._linalg import nuclear_norm
 
-    a = np.random.default_rng(0).standard_normal((1100, 1030))
+    a = np.random.default_rng(0).standard_normal((1100, 1070))
+    a[:40] = 0.0  # 1060 x 1030 remain: still above the SVD's limit
+    a[:, :40] = 0.0
     expected = np.linalg.svd(a, compute_uv=False).sum()
     assert nuclear_norm(a, NUMPY) == pytest.approx(expected, rel=1e-12)
 
@@ -215,7 +216,7 @@ def test_resize_matches_torch():
 def small_chunks(monkeypatch):
     """Force many chunks/blocks so that the streaming code paths really stream."""
     monkeypatch.setattr(pm._moments, "_CHUNK_BYTES", 2048)
-    monkeypatch.setattr(pm._engine, "_BLOCK_BYTES", 8 * 40 * 5 * 36)
+    monkeypatch.setattr(pm._sources, "_BLOCK_BYTES", 8 * 40 * 5 * 36)
 
 
 def write_h5(path, **datasets):
@@ -281,13 +282,17 @@ def test_bootstrap_interval(tmp_path):
         assert again["ci_low"] == pytest.approx(res["ci_low"], abs=1e-10)
 
 
-def test_similarity_matrix():
-    a1, b1 = acts_pair(17, hw=(6, 6))
-    a2 = np.zeros_like(a1)
-    m = similarity_matrix("cka", {"c1": a1, "dead": a2}, {"c1": a1, "c2": b1}, {})
-    assert m.shape == (2, 2)
-    assert m[0, 0] == pytest.approx(1.0)
-    assert m.mask.tolist() == [[False, False], [True, True]]
+def test_registry_fields_decide_pairing_and_reshape():
+    """output_only / flattens_per_sample live on the Metric: cosine has both, nothing else."""
+    assert [n for n, m in METRICS.items() if m.output_only] == ["cosine"]
+    assert [n for n, m in METRICS.items() if m.flattens_per_sample] == ["cosine"]
+    a, b = acts_pair(18, c2=5)
+    flat_a, flat_b = a.reshape(16, -1).astype(np.float64), b.reshape(16, -1).astype(np.float64)
+    expected = abs(np.vdot(flat_a, flat_b)) / (np.linalg.norm(flat_a) * np.linalg.norm(flat_b))
+    assert similarity("cosine", a, b) == pytest.approx(expected, abs=1e-12)
+    together = similarities(a, b, {"cosine": {}, "cka": {}, "mean_cca": {}})
+    assert together["cosine"] == pytest.approx(expected, abs=1e-12)
+    assert together["cka"] == pytest.approx(similarity("cka", a, b), abs=1e-12)
 
 
 # --- torch ------------------------------------------------------------------------------------

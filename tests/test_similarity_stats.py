@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from prunesim.errors import CorruptFileError
-from prunesim.metrics import DEFAULT_SETTINGS, similarity_from_hdf5, uses_stats
+from prunesim.metrics import DEFAULT_SETTINGS, _sources, similarity_from_hdf5, uses_stats
 from prunesim.metrics import _stats as stats
 from prunesim.similarity_job import similarity_records
 from prunesim.similarity_stats import main as stats_main
@@ -166,7 +166,7 @@ def test_gram_from_many_blocks_equals_one_block(networks, tmp_path, monkeypatch)
     _, pruned, dense = networks
     one = tmp_path / "one.npz"
     stats.dense_stats(dense, ["a"], "flatten", one)
-    monkeypatch.setattr(stats, "_GRAM_BLOCK_BYTES", 8 * 96 * 7)  # 7 images per block
+    monkeypatch.setattr(_sources, "_BLOCK_BYTES", 8 * 96 * 7)  # 7 images per block
     many = tmp_path / "many.npz"
     stats.dense_stats(dense, ["a"], "flatten", many)
     np.testing.assert_allclose(stats.load_npz(many)["a/gram"], stats.load_npz(one)["a/gram"],

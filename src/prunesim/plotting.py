@@ -74,6 +74,7 @@ from prunesim.controls import (
 from prunesim.errors import PrunesimError
 from prunesim.layers import compared_layers
 from prunesim.masks import ALL_LAYERS, random_jaccard
+from prunesim.metrics import METRICS
 from prunesim.tables import comparison_rows, network_rows
 
 METRIC_LABELS = {
@@ -96,8 +97,9 @@ METRIC_STYLES = {
 _EXTRA_STYLES = [("#56B4E9", "P"), ("#F0E442", "*"), ("#999999", "h")]
 #: The four metrics of the paper's layerwise figures, in its order (2 × 2 grid).
 PAPER_METRICS = ("svcca", "pwcca", "cka", "nbs")
-#: Metrics computed on the output layer only: drawn in the output-layer figure, never layerwise.
-OUTPUT_ONLY_METRICS = ("cosine",)
+#: Metrics computed on the output layer only: drawn in the output-layer figure, never layerwise
+#: (the registry's ``Metric.output_only``).
+OUTPUT_ONLY_METRICS = tuple(name for name, m in METRICS.items() if m.output_only)
 #: Defaults of the config's ``figures:`` block (the schema holds the same; a test checks).
 FIGURE_DEFAULTS = {
     "density_axis": "all_params",

@@ -49,6 +49,10 @@ METRIC_BASE = metric_bases(config)
 METRICS = [name for name in METRIC_REGISTRY if name in config["metrics"]] + sorted(
     name for name in config["metrics"] if name not in METRIC_REGISTRY
 )
+# Metrics compared on the output layer only (the registry's Metric.output_only; variants too).
+OUTPUT_ONLY = {
+    metric: METRIC_REGISTRY[base].output_only for metric, base in METRIC_BASE.items()
+}
 # One similarity job per layer pair, or per network (all its pairs) for the full study.
 SIMILARITY_JOB = (
     "{layer_a}__{layer_b}" if config["similarity_jobs"] == "pair" else "all_layers"
@@ -231,14 +235,14 @@ def cross_layer_metrics(experiment):
 def layer_pairs(experiment, metric, iteration):
     """(pruned layer, dense layer) pairs a metric compares at an IMP iteration.
 
-    The same layer on both sides (cosine: output layers only); every pair of layers where
-    the experiment asks for a cross-layer heatmap.
+    The same layer on both sides (an output-only metric such as cosine: output layers only);
+    every pair of layers where the experiment asks for a cross-layer heatmap.
     """
     spec = EXPERIMENTS[experiment]
     names = [
         name
         for name, kind in selected_layers(spec)
-        if METRIC_BASE[metric] != "cosine" or kind == "out"
+        if not OUTPUT_ONLY[metric] or kind == "out"
     ]
     cross = spec["cross_layer"]
     if cross and metric in cross["metrics"] and iteration in cross["iterations"]:
@@ -438,9 +442,9 @@ def get_mask_networks(wildcards):
     return [list(network) for network in runs_and_iterations(wildcards.experiment)]
 
 
-# Cosine is computed on the output layer only: it is drawn in the output-layer figure,
-# never layer by layer (prunesim.plotting.OUTPUT_ONLY_METRICS).
-LAYERWISE_METRICS = [metric for metric in METRICS if METRIC_BASE[metric] != "cosine"]
+# Output-layer-only metrics (cosine) are drawn in the output-layer figure, never layer by
+# layer (prunesim.plotting.OUTPUT_ONLY_METRICS).
+LAYERWISE_METRICS = [metric for metric in METRICS if not OUTPUT_ONLY[metric]]
 
 
 def experiment_outputs(experiment):
@@ -476,11 +480,12 @@ def get_final_outputs():
 
 
 def control_pairs(experiment, metric):
-    """Layer pairs of a control comparison: each layer with itself (cosine: output only)."""
+    """Layer pairs of a control comparison: each layer with itself (output-only metrics:
+    output layers only)."""
     return [
         (name, name)
         for name, kind in selected_layers(EXPERIMENTS[experiment])
-        if METRIC_BASE[metric] != "cosine" or kind == "out"
+        if not OUTPUT_ONLY[metric] or kind == "out"
     ]
 
 

@@ -8,7 +8,6 @@ Public API (torch is never imported here; tensors are accepted and computed on t
 - ``similarity_report(name, x, y, settings) -> dict``: value/note (+ bootstrap CI);
 - ``similarity_from_hdf5(name, path_a, key_a, path_b, key_b, settings) -> dict``: streamed;
 - ``similarity_stream(name, chunks, **settings) -> float``: any (x_chunk, y_chunk) iterable;
-- ``similarity_matrix(name, acts_a, acts_b, settings)``: cross-layer masked array;
 - ``uses_stats(base_metric, settings)``: whether a metric reads the shared pair statistics
   (``_stats``: one pass per layer pair and reshape, the dense side once);
 - ``as_matrix(acts, mode)``: (n, c, h, w) -> (n·h·w, c) ("channels") or (n, c·h·w) ("flatten");
@@ -27,7 +26,6 @@ from ._engine import (
     similarities,
     similarity,
     similarity_from_hdf5,
-    similarity_matrix,
     similarity_report,
     similarity_stream,
 )
@@ -55,7 +53,6 @@ __all__ = [
     "similarities",
     "similarity",
     "similarity_from_hdf5",
-    "similarity_matrix",
     "similarity_report",
     "similarity_stream",
     "uses_stats",

@@ -7,37 +7,12 @@ Every backend computes in float64; only the operations the metrics need are wrap
 
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
-from functools import cache
-
 import numpy as np
-
-# Above this size LAPACK's one-stage tridiagonal/bidiagonal reductions are memory-bound; the
-# two-stage symmetric solver is ~4.5x faster at 4096 (measured, see benchmarks/bench_metrics.py).
-_TWO_STAGE_MIN = 1024
 
 
 def is_torch(x) -> bool:
     """True for torch tensors, checked without importing torch."""
     return type(x).__module__.startswith("torch")
-
-
-@cache
-def _dsyevd_2stage():
-    """LAPACKE_dsyevd_2stage from numpy's bundled OpenBLAS, or None where it is not exported."""
-    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libdir, "libscipy_openblas64_*.so"))):
-        try:
-            fn = ctypes.CDLL(path).scipy_LAPACKE_dsyevd_2stage64_
-        except (OSError, AttributeError):
-            continue
-        fn.restype = ctypes.c_int64
-        fn.argtypes = [ctypes.c_int, ctypes.c_char, ctypes.c_char, ctypes.c_int64,
-                       ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]  # fmt: skip
-        return fn
-    return None
 
 
 class NumpyBackend:
@@ -72,17 +47,8 @@ class NumpyBackend:
         return np.linalg.eigh(a)
 
     def eigvalsh(self, a):
-        """Ascending eigenvalues of a symmetric matrix (two-stage LAPACK when large)."""
-        n = a.shape[0]
-        fn = _dsyevd_2stage() if n > _TWO_STAGE_MIN else None
-        if fn is None:
-            return np.linalg.eigvalsh(a)
-        work = np.array(a, dtype=np.float64, order="C", copy=True)
-        w = np.empty(n)
-        info = fn(101, b"N", b"L", n, work.ctypes.data, n, w.ctypes.data)
-        if info != 0:  # never seen; fall back to the one-stage driver rather than fail
-            return np.linalg.eigvalsh(a)
-        return w
+        """Ascending eigenvalues of a symmetric matrix (LAPACK syevd through numpy)."""
+        return np.linalg.eigvalsh(a)
 
     def svdvals(self, a):
         return np.linalg.svd(a, compute_uv=False)

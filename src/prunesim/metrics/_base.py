@@ -21,7 +21,13 @@ class Metric:
       A ``"note"`` in details (None or a string) becomes the report's note: a caveat on a
       value that is defined but uninformative.
     - ``from_gram(kx, ky, bk, **settings)`` for (n, n) Grams of centered data (optional).
-    - ``direct(chunks, bk) -> (value, details)`` over (x, y, weights) row chunks (optional).
+    - ``direct(chunks, bk) -> (value, details)`` over (x, y, weights) row chunks (optional);
+      a metric with a direct route reads raw rows, so it never reads the shared (centered)
+      statistics (``_stats.uses_stats``).
+    - ``output_only``: compared on the output layer only (the workflow builds no other pairs
+      and no layer-wise figure for it).
+    - ``flattens_per_sample``: with ``reshape: null`` any two equal shapes are compared as
+      (n, everything else) matrices instead of requiring 2-D input.
     """
 
     name: str
@@ -34,6 +40,8 @@ class Metric:
     needs_fourth: Callable[[dict], bool] = lambda s: False
     from_gram: Callable | None = None
     direct: Callable | None = None
+    output_only: bool = False
+    flattens_per_sample: bool = False
 
     @property
     def default_settings(self) -> dict:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DegenerateRepresentationError
-from ._backend import _TWO_STAGE_MIN
 
 _EPS = np.finfo(np.float64).eps
+# Above this size the SVD's bidiagonal reduction (memory-bound) dominates: at 4096 on one core
+# it takes 26 s against 5.5 s for the eigenvalues of AᵀA (measured); below, the SVD is cheap.
+_GRAM_ROUTE_MIN = 1024
 
 
 def spectrum(mom, side: str, rtol: float):
@@ -62,13 +64,21 @@ def canonical_correlations(mom, wx, wy):
 def nuclear_norm(a, bk) -> float:
     """‖A‖_* = Σ singular values of A.
 
-    Small matrices: LAPACK SVD (accurate to ~1e-15). Above 1024 on numpy: the square roots of
-    the eigenvalues of AᵀA (or AAᵀ) from the two-stage symmetric solver, several times faster;
-    eigenvalues below the round-off level p·ε·λ_max are zero (their square roots would add
-    noise of order √ε·σ_max each).
+    All-zero rows and columns (dead units of a pruned layer) are dropped first: they carry no
+    singular value, and a smaller matrix is cheaper. Small matrices: LAPACK SVD (accurate to
+    ~1e-15). Above 1024 on numpy: the square roots of the eigenvalues of AᵀA (or AAᵀ), ~5x
+    faster; eigenvalues below the round-off level p·ε·λ_max count as zero, since their square
+    roots would add noise of order √ε·σ_max each. Against the SVD on ReLU layer pairs (1500
+    units, with and without dead units, n above and below p) this agreed to 6e-16 relative.
+    (Gram-form NBS's ~1e-7 is a different case: square roots of n − rank zero eigenvalues of
+    an n×n Gram, without a cut.)
     """
+    a = a[(a != 0).any(1)]
+    a = a[:, (a != 0).any(0)]
     p_min = min(a.shape)
-    if bk.name != "numpy" or p_min <= _TWO_STAGE_MIN:
+    if p_min == 0:
+        return 0.0
+    if bk.name != "numpy" or p_min <= _GRAM_ROUTE_MIN:
         return bk.item(bk.svdvals(a).sum())
     g = a.T @ a if a.shape[1] <= a.shape[0] else a @ a.T
     lam = bk.eigvalsh(g)

@@ -33,21 +33,22 @@ from ..errors import CorruptFileError, rebuild_hint
 from ._backend import NUMPY
 from ._moments import Moments, chunk_rows
 from ._reshape import as_matrix
+from ._sources import centered_gram, dataset, gram_ranges, open_h5
 
 STATS_RESHAPES = ("channels", "flatten")
-_GRAM_BLOCK_BYTES = 1 << 28  # float64 data block of the Gram products (256 MiB)
-# Metrics that can read the statistics (cosine reads raw activations, never centered ones).
-STATS_METRICS = ("mean_cca", "svcca", "pwcca", "cka", "nbs")
 
 
 def uses_stats(base_metric: str, settings: dict) -> bool:
     """Whether a metric's jobs read the shared statistics (static: decided by the config).
 
-    Not with ``resize`` (the dense side would depend on the layer it is paired with) nor with
+    Not for a metric with a direct route (it reads raw rows, never centered statistics), nor
+    with ``resize`` (the dense side would depend on the layer it is paired with) nor with
     ``bootstrap`` (resamples need the rows).
     """
+    from . import METRICS
+
     return (
-        base_metric in STATS_METRICS
+        METRICS[base_metric].direct is None
         and settings.get("reshape") in STATS_RESHAPES
         and settings.get("resize") is None
         and settings.get("bootstrap") is None
@@ -93,22 +94,10 @@ def _centered_cov(layer: _Layer):
 
 
 def _centered_gram(layer: _Layer) -> np.ndarray:
-    """Xc Xc^T (n, n) of one layer: a mean pass, then pairs of image blocks (re-read).
-
-    Blocks of ~256 MiB, as the engine's Gram route: few re-reads and large matrix products.
-    """
-    step = max(1, _GRAM_BLOCK_BYTES // (8 * layer.p * layer.rows_per_image))
-    ranges = [(i, min(i + step, layer.n_img)) for i in range(0, layer.n_img, step)]
-    mean = sum(layer.block(i0, i1).sum(0) for i0, i1 in ranges) / layer.n
-    r, k = layer.rows_per_image, np.empty((layer.n, layer.n))
-    for bi, (i0, i1) in enumerate(ranges):
-        xi = layer.block(i0, i1) - mean
-        k[i0 * r : i1 * r, i0 * r : i1 * r] = xi @ xi.T
-        for j0, j1 in ranges[:bi]:
-            block = xi @ (layer.block(j0, j1) - mean).T
-            k[i0 * r : i1 * r, j0 * r : j1 * r] = block
-            k[j0 * r : j1 * r, i0 * r : i1 * r] = block.T
-    return k
+    """Xc Xc^T (n, n) of one layer, from blocks of whole images (re-read, ~256 MiB each)."""
+    r = layer.rows_per_image
+    ranges = gram_ranges(layer.n, layer.p, r)
+    return centered_gram(lambda r0, r1: layer.block(r0 // r, r1 // r), ranges, layer.n)
 
 
 def _cross_moments(x: _Layer, y: _Layer, mean_y: np.ndarray):
@@ -149,14 +138,10 @@ def load_npz(path, prefix: str = "") -> dict:
 
 def dense_stats(h5_path, layers: list[str], reshape: str, out) -> dict[str, str]:
     """Write the dense side of every layer (keys ``<layer>/...``); returns {layer: kind}."""
-    import h5py
-
-    from ._engine import _dataset, _open_h5
-
     arrays, kinds = {}, {}
-    with _open_h5(h5py, h5_path) as f:
+    with open_h5(h5_path) as f:
         for layer in layers:
-            y = _Layer(_dataset(f, layer, h5_path), reshape)
+            y = _Layer(dataset(f, layer, h5_path), reshape)
             kinds[layer] = pair_kind(y.n, y.p, y.p)
             if kinds[layer] == "moments":
                 mean, cov = _centered_cov(y)
@@ -192,15 +177,11 @@ def pair_stats(pruned_path, dense_path, pairs, reshape: str, dense_file, out) ->
 
     ``dense_file``: the dense network's ``dense_stats`` file for this reshape.
     """
-    import h5py
-
-    from ._engine import _dataset, _open_h5
-
     arrays = {}
-    with _open_h5(h5py, pruned_path) as fa, _open_h5(h5py, dense_path) as fb:
+    with open_h5(pruned_path) as fa, open_h5(dense_path) as fb:
         for layer_a, layer_b in pairs:
-            x = _Layer(_dataset(fa, layer_a, pruned_path), reshape)
-            y = _Layer(_dataset(fb, layer_b, dense_path), reshape)
+            x = _Layer(dataset(fa, layer_a, pruned_path), reshape)
+            y = _Layer(dataset(fb, layer_b, dense_path), reshape)
             dense = load_npz(dense_file, f"{layer_b}/")
             for key, value in _pair_arrays(x, y, dense).items():
                 arrays[f"{layer_a}__{layer_b}/{key}"] = value
@@ -235,25 +216,47 @@ def _moments(view: dict) -> Moments:
                    raw_dot=raw_dot, cxx=cxx, cyy=cyy)  # fmt: skip
 
 
+class _Unserved(Exception):
+    """The statistics do not hold what the metric's route reads."""
+
+
+class StatsSource:
+    """A data source (``_sources``) over one pair's stored statistics: it serves the stored
+    kind (moments without fourth-order sums, or Grams) and nothing else."""
+
+    bk = NUMPY
+
+    def __init__(self, view: dict):
+        self.view, self.kind = view, str(view["kind"])
+        self.shape = tuple(int(v) for v in view["shape"])
+
+    def moments(self, full, fourth, weights=None):
+        if self.kind != "moments" or fourth or weights is not None:
+            raise _Unserved
+        return _moments(self.view)
+
+    def grams(self):
+        if self.kind != "gram":
+            raise _Unserved
+        return self.view["kx"], self.view["ky"]
+
+    def chunks(self, weights=None):
+        raise _Unserved
+
+
 def similarity_from_stats(name, view: dict, settings: dict):
     """Like similarity_from_hdf5, from one pair's statistics (``read_pair``); None where they
     cannot serve the metric's route (it then reads the activations)."""
-    from ._engine import _kwargs, _report, resolve
+    from ._engine import metric_kwargs, report, resolve
 
     metric, s = resolve(name, settings)
     if not uses_stats(name, s):
         return None
-    kw, kind = _kwargs(metric, s), str(view["kind"])
-    n, p1, p2 = (int(v) for v in view["shape"])
-    # the metric's own route for these shapes: the same value, read from the shared pass
-    if metric.plan(n, p1, p2, kw) != kind or (kind == "moments" and metric.needs_fourth(kw)):
+    source = StatsSource(view)
+    # only the metric's own route for these shapes: the same value, read from the shared pass
+    if metric.plan(*source.shape, metric_kwargs(metric, s)) != source.kind:
         return None
-
-    def compute():
-        if kind == "moments":
-            value, details = metric.from_moments(_moments(view), **kw)
-        else:
-            value, details = metric.from_gram(view["kx"], view["ky"], NUMPY, **kw)
-        return value, {"route": kind, **details}
-
-    return _report(compute, None, 0, 0, None, None)
+    try:
+        return report(metric, metric_kwargs(metric, s), source, None)
+    except _Unserved:
+        return None

@@ -60,4 +60,6 @@ METRIC = Metric(
     from_moments=from_moments,
     needs_full=lambda s: False,
     direct=direct,
+    output_only=True,
+    flattens_per_sample=True,
 )
