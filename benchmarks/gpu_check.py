@@ -788,9 +788,8 @@ def time_training(model, settings: dict, arrays: dict, steps: int, device) -> di
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    result = train(
-        model, data, {**settings, "eval_every": 0}, seed=0, device=device, end_epoch=3, log=log
-    )
+    built = TrainSettings.from_config({**settings, "eval_every": 0})
+    result = train(model, data, built, seed=0, device=device, end_epoch=3, log=log)
     if len(marks) >= 2:
         seconds, clock = marks[1] - marks[0], "synchronised log marks"
     else:  # the log format changed: train()'s own epoch time (not synchronised)
