@@ -86,7 +86,7 @@ _CARRIED_META = ("model", "width", "num_classes", "dataset")
 
 
 @dataclass(frozen=True)
-class Network:
+class NetworkId:
     """Which network a job makes: the identity fields of its ``metrics.json`` and meta.
 
     ``network`` is ``dense`` or ``seed`` at level 0 (``run`` None for the dense network, k
@@ -109,7 +109,7 @@ class Network:
 
 
 def network_record(
-    net: Network,
+    net: NetworkId,
     model,
     accuracy: float,
     prune_output_layer: bool,
@@ -150,7 +150,7 @@ def network_record(
     return metrics, meta
 
 
-def _train_level(net: Network, model, masks, arrays, settings, device, **plan) -> float:
+def _train_level(net: NetworkId, model, masks, arrays, settings, device, **plan) -> float:
     """Train a level's network under its masks, check they held; return its test accuracy."""
     _log.info("%s: training on %s", net.label, describe_device(device))
     result = training.train(
@@ -220,7 +220,7 @@ def train_dense_network(
     device = job_device(device, threads)
     arrays = load_arrays(arrays_path)
     run = None if seed_network is None else int(seed_network)
-    net = Network(experiment, "dense" if run is None else "seed", run, 0, int(seed))
+    net = NetworkId(experiment, "dense" if run is None else "seed", run, 0, int(seed))
     torch.manual_seed(derive_seed(seed, "init"))  # the dense net's initial weights
     model = build_model(model_name, width=width, num_classes=len(arrays["classes"]))
     masks = full_masks(model, prune_output_layer)  # level 0: every prunable weight alive
@@ -349,7 +349,7 @@ def run_imp_iteration(
     prune = prune_settings
     device = job_device(device, threads)
     network = "imp" if random_target is None else "random"
-    net = Network(experiment, network, int(run), int(iteration), int(seed))
+    net = NetworkId(experiment, network, int(run), int(iteration), int(seed))
     model, prev_masks, prev_meta = load_network(prev_model_path, device)
     _check_previous(prev_meta, run, iteration, prune, prev_model_path)
     # A checkpoint's masks are authoritative: zero anything a careless writer left alive.
