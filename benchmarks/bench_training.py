@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from prunesim.augment import to_float
 from prunesim.models import build_model
 from prunesim.pruning import prunable_parameters
-from prunesim.training import DEFAULT_TRAIN_SETTINGS, train
+from prunesim.settings import TrainSettings
+from prunesim.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR_JPEG = REPO.parent / "shared" / "data" / "cifar10-jpeg"
@@ -63,15 +64,16 @@ def throughput(args):
     # CPU time of this process is robust to other jobs on a shared machine (with 1 thread);
     # wall time is what a user waits for. Both include the same work.
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    settings = {
-        **DEFAULT_TRAIN_SETTINGS,
+    block = {
         "epochs": 1,
         "batch_size": args.batch_size,
         "eval_every": 0,
         "schedule": {"kind": "constant"},
-        "augment": DEFAULT_TRAIN_SETTINGS["augment"] if args.augment == "full" else
-                   {"crop": 4, "pad_mode": "reflect", "flip": True, "cutout": 8},
-    }  # fmt: skip
+    }
+    if args.augment != "full":  # full: the schema's default augmentation (VGG16_BN's)
+        block["augment"] = {"crop": 4, "pad_mode": "reflect", "flip": True, "affine": False,
+                            "cutout": 8}  # fmt: skip
+    settings = TrainSettings.from_config(block)
     rng = np.random.default_rng(0)
     n = args.steps * args.batch_size
     arrays = {
@@ -131,14 +133,14 @@ def cifar(args):
         )  # fmt: skip
         print(f"decoded {args.root} in {time.perf_counter() - t0:.1f}s -> {arrays_path}")
     arrays = load_arrays(arrays_path)
-    settings = {
-        **DEFAULT_TRAIN_SETTINGS,
+    block = {
         "epochs": args.epochs,
         # a compressed version of the 160-epoch step schedule: x0.1 for the last epoch
         "schedule": {"kind": "step", "milestones": [args.epochs - 1], "gamma": 0.1},
     }
     if args.augment == "crop-flip":
-        settings["augment"] = {"crop": 4, "flip": True, "affine": False, "cutout": 0}
+        block["augment"] = {"crop": 4, "flip": True, "affine": False, "cutout": 0}
+    settings = TrainSettings.from_config(block)
     torch.manual_seed(0)
     model = build_model("vgg16_bn", args.width)
     t0 = time.perf_counter()

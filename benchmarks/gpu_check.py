@@ -74,11 +74,13 @@ from prunesim.augment import (  # noqa: E402
 )
 from prunesim.checkpoint import save_checkpoint  # noqa: E402
 from prunesim.data import load_arrays, prepare_dataset  # noqa: E402
+from prunesim.evaluation import evaluate  # noqa: E402
 from prunesim.metrics import similarity  # noqa: E402
 from prunesim.models import build_model  # noqa: E402
 from prunesim.pruning import prunable_parameters  # noqa: E402
 from prunesim.seeds import derive_seed  # noqa: E402
-from prunesim.training import PAPER_TRAIN_SETTINGS, evaluate, resolve_settings, train  # noqa: E402
+from prunesim.settings import TrainSettings  # noqa: E402
+from prunesim.training import PAPER_TRAIN_SETTINGS, train  # noqa: E402
 
 CIFAR_JPEG = REPO.parent / "shared" / "data" / "cifar10-jpeg"
 METRIC_NAMES = ("mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine")
@@ -378,7 +380,8 @@ def check_training_amp(ctx) -> dict:
             runs[name] = {**runs["fp32"], "note": "not rerun: amp is off on the CPU"}
             continue
         model = fresh_model("vgg16_bn", sizes["check_width"], classes)
-        result = train(model, arrays, {**settings, "amp": amp}, seed=0, device=device)
+        built = TrainSettings.from_config({**settings, "amp": amp})
+        result = train(model, arrays, built, seed=0, device=device)
         runs[name] = {
             "train_loss": [h["train_loss"] for h in result["history"]],
             "train_accuracy": [h["train_accuracy"] for h in result["history"]],
@@ -460,7 +463,10 @@ def check_masks(ctx) -> dict:
 
         handle = model.register_forward_pre_hook(hook)
         try:
-            result = train(model, data, settings, seed=0, device=device, masks=masks, end_epoch=1)
+            result = train(
+                model, data, TrainSettings.from_config(settings), seed=0, device=device,
+                masks=masks, end_epoch=1,
+            )  # fmt: skip
         finally:
             handle.remove()
         final_bad = sum(int(((p != 0) & off).sum()) for p, off in pruned)
@@ -729,7 +735,7 @@ def check_data_pipeline(ctx) -> dict:
             if k != "classes"
         }
         model = fresh_model("vgg16_bn", sizes["check_width"], len(arrays["classes"]))
-        train(model, data, settings, seed=0, device=device, end_epoch=1)
+        train(model, data, TrainSettings.from_config(settings), seed=0, device=device, end_epoch=1)
 
     few, many = sizes["profile_steps"]
     run(few)  # warm-up: cuDNN/cuBLAS handles, allocator
@@ -782,9 +788,8 @@ def time_training(model, settings: dict, arrays: dict, steps: int, device) -> di
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    result = train(
-        model, data, {**settings, "eval_every": 0}, seed=0, device=device, end_epoch=3, log=log
-    )
+    built = TrainSettings.from_config({**settings, "eval_every": 0})
+    result = train(model, data, built, seed=0, device=device, end_epoch=3, log=log)
     if len(marks) >= 2:
         seconds, clock = marks[1] - marks[0], "synchronised log marks"
     else:  # the log format changed: train()'s own epoch time (not synchronised)
@@ -1054,7 +1059,7 @@ def paper_grid(ctx, speed: dict) -> dict:
     experiments, totals = {}, {"as_configured": 0.0, "best_measured": 0.0}
     complete = True
     for exp, spec in config["experiments"].items():
-        cfg = resolve_settings(spec.get("train") or {})
+        cfg = TrainSettings.from_config(spec.get("train")).as_dict()
         dataset = config["datasets"][spec["dataset"]]["source"]
         n_train, n_test = DATASET_SIZES[dataset]
         iterations = (spec.get("prune") or {}).get("iterations", 20)

@@ -94,6 +94,7 @@ def run_variant(variant: str, arrays_path: str, args_dict: dict) -> dict:
     from prunesim.data import load_arrays
     from prunesim.models import build_model
     from prunesim.seeds import derive_seed
+    from prunesim.settings import TrainSettings
     from prunesim.training import train
 
     torch.set_num_threads(args_dict["threads"])
@@ -103,7 +104,7 @@ def run_variant(variant: str, arrays_path: str, args_dict: dict) -> dict:
     torch.manual_seed(derive_seed(0, "init"))
     model = build_model(model_name, width=args_dict["width"], num_classes=len(arrays["classes"]))
     t0 = time.perf_counter()
-    result = train(model, arrays, settings, seed=0, device="cpu",
+    result = train(model, arrays, TrainSettings.from_config(settings), seed=0, device="cpu",
                    log=lambda line: print(f"[{variant}] {line}", flush=True))  # fmt: skip
     return {
         "variant": variant,

@@ -11,6 +11,7 @@ from prunesim import training
 from prunesim.augment import augment_batch, normalize_augment_settings, to_float
 from prunesim.errors import ConfigError
 from prunesim.models import build_model
+from prunesim.settings import TrainSettings
 
 ZERO = torch.zeros(3)
 ONE = torch.ones(3)
@@ -153,7 +154,7 @@ def test_training_augments_only_the_training_set(monkeypatch):
 
     monkeypatch.setattr(training, "augment_batch", spy)
     model = build_model("vgg_svhn", 0.125)
-    settings = {"epochs": 2, "batch_size": 16, "eval_batch_size": 7}
+    settings = TrainSettings.from_config({"epochs": 2, "batch_size": 16, "eval_batch_size": 7})
     training.train(model, arrays, settings, seed=0, device="cpu")
     assert sum(augmented) == 2 * 40  # every training image once per epoch, nothing else
     for k in arrays:

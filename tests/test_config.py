@@ -136,14 +136,15 @@ def test_controls_plan_their_comparisons():
 def test_schema_defaults_equal_the_libraries_defaults():
     """One source of truth: an omitted key means the same in the config and in the code."""
     from prunesim.metrics import DEFAULT_SETTINGS
-    from prunesim.pruning import DEFAULT_PRUNE_SETTINGS
-    from prunesim.training import DEFAULT_TRAIN_SETTINGS
+    from prunesim.settings import PruneSettings, TrainSettings
 
     config = validate_config(_minimal_config())
     assert config["metrics"] == {name: DEFAULT_SETTINGS[name] for name in config["metrics"]}
     experiment = config["experiments"]["e"]
-    assert experiment["train"] == DEFAULT_TRAIN_SETTINGS
-    assert experiment["prune"] == DEFAULT_PRUNE_SETTINGS
+    # The settings classes read their defaults from the schema: built from nothing, they are
+    # what the validated config holds.
+    assert TrainSettings.from_config() == TrainSettings.from_config(experiment["train"])
+    assert PruneSettings.from_config().as_dict() == experiment["prune"]
 
 
 def test_unknown_metric_setting_is_named():
@@ -158,14 +159,15 @@ def test_config_yaml_trains_with_the_documented_paper_settings():
     import yaml
 
     from conftest import REPO
-    from prunesim.training import PAPER_TRAIN_SETTINGS, resolve_settings
+    from prunesim.settings import TrainSettings
+    from prunesim.training import PAPER_TRAIN_SETTINGS
 
     config = validate_config(yaml.safe_load((REPO / "config.yaml").read_text()))
     models = set()
     for name, experiment in config["experiments"].items():
         model = experiment["model"]
         models.add(model)
-        assert resolve_settings(experiment["train"]) == resolve_settings(
+        assert TrainSettings.from_config(experiment["train"]) == TrainSettings.from_config(
             PAPER_TRAIN_SETTINGS[model]
         ), f"config.yaml experiment {name} drifted from PAPER_TRAIN_SETTINGS[{model!r}]"
     assert models == set(PAPER_TRAIN_SETTINGS)

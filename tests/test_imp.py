@@ -17,10 +17,11 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from prunesim import training
 from prunesim.checkpoint import load_checkpoint, load_network
 from prunesim.errors import ConfigError, PrunesimError
-from prunesim.imp import run_imp_iteration
+from prunesim.imp import run_imp_iteration, train_dense_network
 from prunesim.masks import load_mask_npz, mask_overlap_table
 from prunesim.pruning import prunable_parameters, prune_step
 from prunesim.seeds import derive_seed
+from prunesim.settings import PruneSettings, TrainSettings
 
 # lr 0.05 at epoch 0, 0.025 at epoch 1, 0.0125 at epoch 2: every variant starts elsewhere.
 TRAIN = {
@@ -60,9 +61,9 @@ def dense(tmp_path_factory):
         classes=np.array([str(i) for i in range(10)]),
     )
     net = root / "networks" / "dense"
-    training.train_dense_network(
-        arrays, "toy_exp", "vgg_svhn", 0.125, TRAIN, net / "model.pt", net / "metrics.json",
-        1, net / "rewind.pt", seed=0, threads=1, device="cpu",
+    train_dense_network(
+        arrays, "toy_exp", "vgg_svhn", 0.125, TrainSettings.from_config(TRAIN), net / "model.pt",
+        net / "metrics.json", 1, net / "rewind.pt", seed=0, threads=1, device="cpu",
     )  # fmt: skip
     return {"root": root, "arrays": arrays, "model": net / "model.pt", "rewind": net / "rewind.pt"}
 
@@ -76,7 +77,8 @@ def run_iter(dense, run, iteration, prune=None, prev=None, tag=""):
             else dense["root"] / "networks" / f"{tag}run{run}" / f"iter{iteration - 1}" / "model.pt"
         )
     metrics = run_imp_iteration(
-        prev, dense["rewind"], dense["arrays"], "toy_exp", run, iteration, TRAIN, prune or {},
+        prev, dense["rewind"], dense["arrays"], "toy_exp", run, iteration,
+        TrainSettings.from_config(TRAIN), PruneSettings.from_config(prune),
         out / "model.pt", out / "metrics.json", out / "mask.npz",
         seed=derive_seed(0, "toy_exp", run, iteration), threads=1,
         resume_path=out / "resume.pt", device="cpu",
@@ -209,7 +211,7 @@ def test_wr_rewinds_every_parameter_and_buffer(dense, spy_train):
         assert torch.equal(call["state"][key], expected), key  # surviving weights, BN, biases
     # The mask is ranked on iteration 1's trained weights, not on the rewound ones.
     model, prev_masks, _ = load_network(prev)
-    expected_masks = prune_step(model, prev_masks, {"retrain": "wr"})
+    expected_masks = prune_step(model, prev_masks, PruneSettings.from_config({"retrain": "wr"}))
     assert all(torch.equal(masks[n], expected_masks[n]) for n in masks)
     assert metrics["retrain"] == "wr"
     state = load_checkpoint(out / "model.pt")["state_dict"]
@@ -323,12 +325,10 @@ def test_filter_pruning_removes_whole_filters_that_stay_removed(dense, scope):
 
 
 def test_filter_pruning_refuses_mixed_scope():
-    from prunesim.pruning import resolve_prune_settings
-
     with pytest.raises(ConfigError, match="filter_l1 takes scope local or global"):
-        resolve_prune_settings({"method": "filter_l1", "scope": "mixed"})
-    with pytest.raises(ConfigError, match="prune.method"):
-        resolve_prune_settings({"method": "random"})
+        PruneSettings.from_config({"method": "filter_l1", "scope": "mixed"})
+    with pytest.raises(ConfigError, match="method"):
+        PruneSettings.from_config({"method": "random"})
 
 
 def test_random_pruning_control_copies_imp_counts_and_retraining(dense, spy_train):
@@ -338,7 +338,8 @@ def test_random_pruning_control_copies_imp_counts_and_retraining(dense, spy_trai
     out = dense["root"] / "networks" / "random_iter1"
     seed = derive_seed(0, "toy_exp", 1, 1)
     metrics = run_imp_iteration(
-        dense["model"], dense["rewind"], dense["arrays"], "toy_exp", 1, 1, TRAIN, {},
+        dense["model"], dense["rewind"], dense["arrays"], "toy_exp", 1, 1,
+        TrainSettings.from_config(TRAIN), PruneSettings.from_config({}),
         out / "model.pt", out / "metrics.json", out / "mask.npz", seed=seed, threads=1,
         device="cpu", random_target=imp_dir / "mask.npz", random_seed=7,
     )  # fmt: skip

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from prunesim.config import load_schema
 from prunesim.errors import ConfigError, PrunesimError
 from prunesim.pruning import (
-    DEFAULT_PRUNE_SETTINGS,
     apply_masks,
     check_nested,
     count_weights,
@@ -18,8 +18,8 @@ from prunesim.pruning import (
     prunable_kinds,
     prunable_parameters,
     prune_step,
-    resolve_prune_settings,
 )
+from prunesim.settings import PruneSettings
 
 
 class SmallNet(nn.Module):
@@ -56,8 +56,8 @@ def make_net(seed=0):
     return net
 
 
-def settings(**kw):
-    return {**DEFAULT_PRUNE_SETTINGS, **kw}
+def settings(**kw) -> PruneSettings:
+    return PruneSettings.from_config(kw)
 
 
 def expected_alive(n, rate, k):
@@ -192,10 +192,9 @@ def test_mixed_rate_zero_keeps_a_pool_dense_and_missing_rates_default():
     assert masks["hidden.weight"].all()
     assert not masks["conv1.weight"].all()
     # A kind left out keeps its default rate, as the config schema fills it.
-    resolved = resolve_prune_settings({"scope": "mixed", "mixed_rates": {"conv": 0.3}})
-    assert resolved["mixed_rates"] == {
-        "conv": 0.3, "linear": DEFAULT_PRUNE_SETTINGS["mixed_rates"]["linear"],
-    }  # fmt: skip
+    resolved = settings(scope="mixed", mixed_rates={"conv": 0.3})
+    default = load_schema()["$defs"]["prune"]["properties"]["mixed_rates"]["default"]
+    assert resolved.mixed_rates == {"conv": 0.3, "linear": default["linear"]}
 
 
 def test_masks_from_another_output_layer_setting_are_refused():
@@ -233,8 +232,8 @@ def test_apply_masks_and_density_count_actual_zeros():
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
-        ({"rat": 0.2}, "unknown pruning setting"),
-        ({"rate": 1.0}, r"rate is 1\.0"),
+        ({"rat": 0.2}, r"invalid settings for prune: unknown key\(s\) 'rat'"),
+        ({"rate": 1.0}, "'rate'"),
         ({"scope": "layerwise"}, "scope"),
         ({"retrain": "rewind"}, "retrain"),
         ({"mixed_rates": {"fc": 0.1}}, "mixed_rates"),
@@ -245,12 +244,14 @@ def test_apply_masks_and_density_count_actual_zeros():
 )
 def test_bad_settings_are_named(bad, match):
     with pytest.raises(ConfigError, match=match):
-        resolve_prune_settings(bad)
+        PruneSettings.from_config(bad)
 
 
-def test_defaults_cover_every_setting():
-    assert resolve_prune_settings({}) == DEFAULT_PRUNE_SETTINGS
-    assert set(DEFAULT_PRUNE_SETTINGS) == {
+def test_defaults_come_from_the_schema_and_cover_every_setting():
+    schema = load_schema()["$defs"]["prune"]["properties"]
+    defaults = PruneSettings.from_config().as_dict()
+    assert defaults == {key: spec["default"] for key, spec in schema.items()}
+    assert set(defaults) == {
         "iterations", "method", "rate", "scope", "mixed_rates", "prune_output_layer",
         "retrain", "rewind_epoch", "finetune_epochs",
     }  # fmt: skip
@@ -281,7 +282,7 @@ def test_random_prune_step_matches_imp_counts_per_layer_at_random():
 
     torch.manual_seed(0)
     parent = SmallNet()
-    settings = {"rate": 0.2, "scope": "global"}
+    settings = PruneSettings.from_config({"rate": 0.2, "scope": "global"})
     first = prune_step(parent, {}, settings)  # the parent: an IMP network at iteration 1
     imp_model = SmallNet()
     imp_model.load_state_dict(parent.state_dict())

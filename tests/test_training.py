@@ -14,30 +14,32 @@ import torch
 from prunesim.checkpoint import load_checkpoint, load_network
 from prunesim.data import load_arrays, prepare_dataset
 from prunesim.errors import ConfigError
+from prunesim.evaluation import evaluate
+from prunesim.imp import train_dense_network
 from prunesim.lars import LARS
 from prunesim.models import build_model
 from prunesim.pruning import prunable_parameters
-from prunesim.training import (
-    DEFAULT_TRAIN_SETTINGS,
-    PAPER_TRAIN_SETTINGS,
-    evaluate,
-    final_learning_rate,
-    learning_rate,
-    resolve_settings,
-    train,
-    train_dense_network,
-)
+from prunesim.settings import TrainSettings
+from prunesim.training import PAPER_TRAIN_SETTINGS, train
 
 # Small and fast: ResNet_fast at width 1/16 (mechanics) or 1/8 (learning) on digits.
-FAST = {
+FAST_BLOCK = {
     "epochs": 3,
     "batch_size": 64,
     "optimizer": "sgd",
     "nesterov": True,
     "schedule": {"kind": "piecewise_linear", "epochs": [0, 1, 3], "values": [0.0, 0.4, 0.0]},
-    "augment": {"crop": 2, "flip": False},
+    "augment": {"crop": 2, "flip": False, "affine": False, "cutout": 0},
     "eval_batch_size": 500,
 }
+
+
+def fast(**changes) -> TrainSettings:
+    """FAST_BLOCK with ``changes``, built as a job builds its settings."""
+    return TrainSettings.from_config({**FAST_BLOCK, **changes})
+
+
+FAST = fast()
 
 
 @pytest.fixture(scope="module")
@@ -90,44 +92,43 @@ def same_weights(a, b) -> bool:
 
 
 def test_step_schedule_matches_multisteplr():
-    s = DEFAULT_TRAIN_SETTINGS
+    s = TrainSettings.from_config()  # the schema's defaults: VGG16_BN's schedule
     expected = {0: 0.1, 79: 0.1, 79.99: 0.1, 80: 0.01, 119: 0.01, 120: 0.001, 159: 0.001}
     for epoch, lr in expected.items():
-        assert learning_rate(s, epoch) == pytest.approx(lr), epoch
-    svhn = PAPER_TRAIN_SETTINGS["vgg_svhn"]
-    assert [round(learning_rate(svhn, e), 6) for e in (0, 6, 7, 11, 12, 14)] == [
+        assert s.learning_rate(epoch) == pytest.approx(lr), epoch
+    svhn = TrainSettings.from_config(PAPER_TRAIN_SETTINGS["vgg_svhn"])
+    assert [round(svhn.learning_rate(e), 6) for e in (0, 6, 7, 11, 12, 14)] == [
         0.1, 0.1, 0.01, 0.01, 0.001, 0.001,
     ]  # fmt: skip
     # torch's own MultiStepLR gives the same per-epoch values
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[80, 120], gamma=0.1)
     for epoch in range(160):
-        assert learning_rate(s, epoch) == pytest.approx(opt.param_groups[0]["lr"]), epoch
+        assert s.learning_rate(epoch) == pytest.approx(opt.param_groups[0]["lr"]), epoch
         opt.step()
         sched.step()
 
 
 def test_piecewise_linear_schedule_of_resnet_fast():
-    s = PAPER_TRAIN_SETTINGS["resnet_fast"]
+    s = TrainSettings.from_config(PAPER_TRAIN_SETTINGS["resnet_fast"])
     expected = {0: 0.0, 2.5: 0.2, 5: 0.4, 14.5: 0.2, 24: 0.0}
     for epoch, lr in expected.items():
-        assert learning_rate(s, epoch) == pytest.approx(lr), epoch
-    assert final_learning_rate(s, steps_per_epoch=98) == pytest.approx(0.4 / 19 / 98)
-    assert final_learning_rate(DEFAULT_TRAIN_SETTINGS) == pytest.approx(0.001)
-    assert learning_rate({"schedule": {"kind": "constant"}, "lr": 0.05}, 100) == 0.05
+        assert s.learning_rate(epoch) == pytest.approx(lr), epoch
+    assert s.final_learning_rate(steps_per_epoch=98) == pytest.approx(0.4 / 19 / 98)
+    assert TrainSettings.from_config().final_learning_rate() == pytest.approx(0.001)
+    constant = TrainSettings.from_config({"schedule": {"kind": "constant"}, "lr": 0.05})
+    assert constant.learning_rate(100) == 0.05
 
 
 def test_lr_seen_by_training_follows_schedule_start_epoch_and_constant_lr(small):
     lines = []
-    train(
-        fresh(), small, {**FAST, "epochs": 4}, seed=0, device="cpu", start_epoch=2, log=lines.append
-    )
+    train(fresh(), small, fast(epochs=4), seed=0, device="cpu", start_epoch=2, log=lines.append)
     # lr of the last step of epochs 2 and 3 (0-based): interpolated per iteration
     steps = 7  # ceil(400 / 64)
     lrs = [float(line.split(" lr ")[1].split()[0]) for line in lines]
-    sched = {**FAST, "epochs": 4}
+    sched = fast(epochs=4)
     assert lrs == pytest.approx(
-        [learning_rate(sched, e + (steps - 1) / steps) for e in (2, 3)], rel=1e-4
+        [sched.learning_rate(e + (steps - 1) / steps) for e in (2, 3)], rel=1e-4
     )
     lines.clear()
     train(
@@ -145,22 +146,42 @@ def test_lr_seen_by_training_follows_schedule_start_epoch_and_constant_lr(small)
 
 
 def test_settings_validation():
-    with pytest.raises(ConfigError, match="unknown training settings"):
-        resolve_settings({"epochz": 3})
+    build = TrainSettings.from_config
+    with pytest.raises(ConfigError, match=r"invalid settings for train: unknown key\(s\) 'epochz'"):
+        build({"epochz": 3})
     with pytest.raises(ConfigError, match="optimizer"):
-        resolve_settings({"optimizer": "adam"})
+        build({"optimizer": "adam"})
     with pytest.raises(ConfigError, match="milestones"):
-        resolve_settings({"schedule": {"kind": "step", "milestones": [120, 80]}})
+        build({"schedule": {"kind": "step", "milestones": [120, 80], "gamma": 0.1}})
     with pytest.raises(ConfigError, match="piecewise_linear"):
-        resolve_settings(
-            {"schedule": {"kind": "piecewise_linear", "epochs": [0, 5], "values": [1]}}
-        )
+        build({"schedule": {"kind": "piecewise_linear", "epochs": [0, 5, 9], "values": [1, 0]}})
     with pytest.raises(ConfigError, match="schedule"):
-        resolve_settings({"schedule": {"kind": "cosine"}})
+        build({"schedule": {"kind": "cosine"}})
     with pytest.raises(ConfigError, match="batch_size"):
-        resolve_settings({"batch_size": 0})
+        build({"batch_size": 0})
     for preset in PAPER_TRAIN_SETTINGS.values():
-        resolve_settings(preset)
+        build(preset)
+
+
+def test_settings_are_frozen_and_take_the_schemas_defaults():
+    """The schema owns the defaults: an omitted key means what the config would fill in."""
+    from prunesim.config import load_schema
+
+    schema = load_schema()["$defs"]["train"]["properties"]
+    settings = TrainSettings.from_config({"epochs": 7})
+    assert settings.epochs == 7
+    for key in ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "eval_every"):
+        assert getattr(settings, key) == schema[key]["default"], key
+    assert (
+        settings.augment["cutout"]
+        == schema["augment"]["oneOf"][1]["properties"]["cutout"]["default"]
+    )
+    with pytest.raises(AttributeError):
+        settings.epochs = 3
+    with pytest.raises(TypeError):
+        settings.schedule["kind"] = "constant"
+    with pytest.raises(TypeError, match="TrainSettings"):
+        train(fresh(), {}, FAST_BLOCK, seed=0)
 
 
 # ----------------------------------------------------------------------------- training
@@ -197,7 +218,7 @@ def test_lars_trains_and_matches_its_formula(digits):
     torch.testing.assert_close(
         row.param_groups[0]["params"][0].detach(), w0 - 0.1 * trust_rows[:, None] * g_w
     )
-    settings = {**FAST, "optimizer": "lars", "lars": {"eta": 0.01}}
+    settings = fast(optimizer="lars", lars={"eta": 0.01})
     result = train(fresh(width=0.125), digits, settings, seed=0, device="cpu")
     assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
     assert result["test_accuracy"] > 0.5
@@ -210,7 +231,7 @@ def test_masks_hold_after_every_step(small):
     params = dict(model.named_parameters())
     masks = {n: torch.rand(params[n].shape, generator=g) > 0.5 for n in names}
     before = {n: params[n].detach().clone() for n in names}
-    settings = {**FAST, "epochs": 2, "weight_decay": 5e-3, "grad_clip": 1.0, "label_smoothing": 0.1}
+    settings = fast(epochs=2, weight_decay=5e-3, grad_clip=1.0, label_smoothing=0.1)
     train(model, small, settings, seed=0, device="cpu", masks=masks)
     for n in names:
         p = params[n].detach()
@@ -221,7 +242,7 @@ def test_masks_hold_after_every_step(small):
 
 
 def test_same_seed_same_weights_other_seed_other_weights(small):
-    settings = {**FAST, "epochs": 1}
+    settings = fast(epochs=1)
     a, b, c = fresh(), fresh(), fresh()
     train(a, small, settings, seed=5, device="cpu")
     train(b, small, settings, seed=5, device="cpu")
@@ -262,7 +283,7 @@ def kill_after(epoch):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "lars"])
 def test_resume_after_kill_gives_identical_weights(small, tmp_path, optimizer):
-    settings = {**FAST, "optimizer": optimizer, "eval_every": 2}
+    settings = fast(optimizer=optimizer, eval_every=2)
     reference = fresh()
     ref_result = train(reference, small, settings, seed=3, device="cpu")
 
@@ -297,7 +318,7 @@ class Terminal(io.StringIO):
 def test_progress_within_epochs_names_the_network_and_keeps_the_numerics(
     small, caplog, monkeypatch
 ):
-    settings = {**FAST, "epochs": 2}
+    settings = fast(epochs=2)
     reference = fresh()
     train(reference, small, settings, seed=5, device="cpu")
 
@@ -335,7 +356,7 @@ def test_resume_checkpoint_from_other_settings_is_ignored(small, tmp_path):
     resume = tmp_path / "resume.pt"
     with pytest.raises(Killed):
         train(fresh(), small, FAST, seed=0, device="cpu", resume_path=resume, log=kill_after(1))
-    other = {**FAST, "weight_decay": 1e-3}
+    other = fast(weight_decay=1e-3)
     lines = []
     model = fresh()
     train(model, small, other, seed=0, device="cpu", resume_path=resume, log=lines.append)
@@ -376,7 +397,7 @@ def test_evaluate_restores_mode_and_matches_manual(small):
 def test_train_dense_network_writes_the_contract(small_path, tmp_path):
     out = tmp_path / "results" / "exp" / "networks" / "dense"
     metrics = train_dense_network(
-        small_path, "exp", "resnet_fast", 0.0625, {**FAST, "epochs": 2},
+        small_path, "exp", "resnet_fast", 0.0625, fast(epochs=2),
         out / "model.pt", out / "metrics.json", 1, out / "rewind.pt",
         seed=0, threads=1, resume_path=out / "resume.pt", device="cpu",
     )  # fmt: skip
@@ -411,7 +432,7 @@ def test_train_dense_network_writes_the_contract(small_path, tmp_path):
     # a rerun with the same seed gives the same network
     again = tmp_path / "again"
     train_dense_network(
-        small_path, "exp", "resnet_fast", 0.0625, {**FAST, "epochs": 2},
+        small_path, "exp", "resnet_fast", 0.0625, fast(epochs=2),
         again / "model.pt", again / "metrics.json", 1, again / "rewind.pt",
         seed=0, threads=1, resume_path=None, device="cpu", prune_output_layer=True,
     )  # fmt: skip
@@ -423,7 +444,7 @@ def test_train_dense_network_writes_the_contract(small_path, tmp_path):
 def test_train_dense_network_bad_rewind_epoch(small_path, tmp_path):
     with pytest.raises(ConfigError, match="rewind_epoch"):
         train_dense_network(
-            small_path, "exp", "vgg_svhn", 0.125, {**FAST, "epochs": 2}, tmp_path / "m.pt",
+            small_path, "exp", "vgg_svhn", 0.125, fast(epochs=2), tmp_path / "m.pt",
             tmp_path / "m.json", 5, tmp_path / "r.pt", seed=0, threads=1, resume_path=None,
         )  # fmt: skip
     assert not np.any([p.exists() for p in (tmp_path / "m.pt", tmp_path / "r.pt")])
@@ -462,18 +483,17 @@ def test_cifar10_fast_lars_matches_its_lars_update():
     torch.testing.assert_close(b.detach(), ref["b"][0])
     with pytest.raises(ValueError, match="variant"):
         LARS([w], lr=0.1, variant="you")
-    assert resolve_settings({"lars": {"variant": "cifar10_fast"}})["lars"]["variant"] == (
-        "cifar10_fast"
-    )
+    built = TrainSettings.from_config({"lars": {"variant": "cifar10_fast"}})
+    assert built.lars["variant"] == "cifar10_fast"
 
 
 def test_evaluate_honours_amp_setting(digits, monkeypatch):
     """`amp: false` means full precision in evaluation too, not only in training steps."""
-    from prunesim import training
+    from prunesim import evaluation
 
     seen = []
-    real = training._autocast
-    monkeypatch.setattr(training, "_autocast", lambda dev, on: seen.append(on) or real(dev, on))
+    real = evaluation.autocast
+    monkeypatch.setattr(evaluation, "autocast", lambda dev, on: seen.append(on) or real(dev, on))
     model = fresh(width=0.125)
     args = (model, digits["x_test"], digits["y_test"], digits["mean"], digits["std"], "cpu")
     evaluate(*args)
@@ -484,6 +504,6 @@ def test_evaluate_honours_amp_setting(digits, monkeypatch):
     assert seen
     assert all(seen)
     seen.clear()
-    train(fresh(width=0.125), digits, {**FAST, "epochs": 1, "amp": False}, seed=0, device="cpu")
+    train(fresh(width=0.125), digits, fast(epochs=1, amp=False), seed=0, device="cpu")
     assert seen
     assert not any(seen)

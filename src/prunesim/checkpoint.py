@@ -7,16 +7,25 @@ A checkpoint is a plain dict saved with ``torch.save`` and read with
 - ``masks``: ``{parameter name: bool tensor}`` of alive prunable weights (empty for a dense net),
 - ``meta``: plain Python values (str/int/float/bool/list/dict) -- model name, width,
   num_classes, experiment, run, iteration, test_accuracy, density, prune_output_layer, ...
+
+Training also writes two short-lived files here: *snapshots* (the same format, meta = the
+model's spec + epoch + seed; the dense run's rewind point) and the per-epoch *resume file*
+(:func:`save_resume`), which holds what a killed job needs to continue bit-identically and a
+fingerprint of the call that wrote it, so a resume file from other settings is never used.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from prunesim.atomic import atomic_path
 from prunesim.errors import CorruptFileError, rebuild_hint
+
+logger = logging.getLogger(__name__)
 
 
 def save_checkpoint(
@@ -83,3 +92,48 @@ def load_network(path: str | os.PathLike, device: str = "cpu"):
     model.to(device)
     masks = {k: v.to(device) for k, v in payload["masks"].items()}
     return model, masks, meta
+
+
+def save_snapshot(path: str | os.PathLike, model, masks, epoch: int, seed: int) -> None:
+    """A checkpoint of the state at the start of ``epoch`` of a training call (WR's rewind)."""
+    meta = {**getattr(model, "spec", {}), "epoch": epoch, "seed": seed, "snapshot": True}
+    save_checkpoint(path, model, masks, meta)
+
+
+def resume_fingerprint(settings: dict, masks: dict | None, **call: Any) -> str:
+    """Who wrote a resume file: the training settings, the call's arguments and its masks.
+
+    ``masks`` are recorded as alive counts. A set of masks that removes nothing (the dense
+    network, IMP level 0) is recorded as no masks, as before the dense network had masks, so
+    a dense job killed under an older version still resumes.
+    """
+    counts = {k: int(v.sum()) for k, v in (masks or {}).items()}
+    if all(counts[k] == v.numel() for k, v in (masks or {}).items()):
+        counts = {}
+    return json.dumps({"settings": settings, **call, "masks": counts}, sort_keys=True)
+
+
+def save_resume(path: str | os.PathLike, fingerprint: str, state: dict[str, Any]) -> None:
+    """Write a training call's resume ``state`` (model, optimizer, RNG, ...) atomically."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save({"fingerprint": fingerprint, **state}, tmp)
+
+
+def load_resume(path: str | os.PathLike, fingerprint: str) -> dict[str, Any] | None:
+    """The state :func:`save_resume` wrote with this ``fingerprint``; None (with a warning)
+    when the file is unreadable or was written by another call or settings."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # atomic writes make this unlikely; never fatal
+        logger.warning("ignoring unreadable resume checkpoint %s (%s)", path, exc)
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        logger.warning(
+            "ignoring resume checkpoint %s: written by a different call or settings", path
+        )
+        return None
+    return state

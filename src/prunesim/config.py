@@ -9,6 +9,7 @@ can act on, then checks what a schema cannot express (cross references between s
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     """Read the YAML schema."""
     with open(path) as fh:
         return yaml.safe_load(fh)
+
+
+@functools.cache
+def _cached_schema() -> dict:
+    """The schema as read once per process (jobs build their settings from it)."""
+    return load_schema()
 
 
 def _validator_with_defaults(schema: dict):
@@ -128,15 +135,29 @@ def _check_metric_variants(config: dict, schema: dict) -> None:
                 f"{', '.join(builtins)}"
             )
         settings = {key: value for key, value in block.items() if key != "metric"}
-        block_schema = schema["$defs"][builtins[base]["$ref"].rsplit("/", 1)[-1]]
-        sub = {"$defs": schema["$defs"], **block_schema}
-        errors = sorted(_validator_with_defaults(sub).iter_errors(settings), key=str)
-        if errors:
-            raise ConfigError(
-                f"invalid settings for metric variant metrics/{name} (a {base}): "
-                + "; ".join(_explain(e, schema) for e in errors[:5])
-            )
+        definition = builtins[base]["$ref"].rsplit("/", 1)[-1]
+        settings = validate_block(
+            settings, definition, f"metric variant metrics/{name} (a {base})", schema
+        )
         config["metrics"][name] = {"metric": base, **settings}
+
+
+def validate_block(block, definition: str, where: str, schema: dict | None = None) -> dict:
+    """A copy of one settings block, validated against ``$defs/<definition>``, defaults filled.
+
+    How a job builds its typed settings (``prunesim.settings``) from a config slice or from a
+    partial dict a caller wrote, so the schema is the one owner of every key, type and default.
+    ``where`` names the block in the error (e.g. ``train``).
+    """
+    schema = _cached_schema() if schema is None else schema
+    settings = copy.deepcopy(dict(block or {}))
+    sub = {"$defs": schema["$defs"], **schema["$defs"][definition]}
+    errors = sorted(_validator_with_defaults(sub).iter_errors(settings), key=str)
+    if errors:
+        raise ConfigError(
+            f"invalid settings for {where}: " + "; ".join(_explain(e, schema) for e in errors[:5])
+        )
+    return settings
 
 
 def validate_config(config: dict, schema: dict | None = None) -> dict:

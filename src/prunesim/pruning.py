@@ -30,92 +30,15 @@ exact count via ``kthvalue`` + ties-by-position avoids both the over-pruning of
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from prunesim.errors import ConfigError, PrunesimError
+from prunesim.errors import PrunesimError
+from prunesim.settings import PruneSettings
 
-#: Every pruning setting with its default; the config schema is written from this dict.
-DEFAULT_PRUNE_SETTINGS: dict = {
-    "iterations": 20,  # IMP iterations per run (the workflow's range of k)
-    "method": "magnitude",  # magnitude (single weights) | filter_l1 (whole conv filters)
-    "rate": 0.2,  # fraction of the *remaining* prunable weights removed per iteration
-    "scope": "global",  # global | local | mixed
-    "mixed_rates": {"conv": 0.2, "linear": 0.1},  # scope == mixed: one global pool per kind
-    "prune_output_layer": False,  # is model.output_layer_name's weight prunable?
-    "retrain": "lrr",  # lrr | wr | ft (see prunesim.imp)
-    "rewind_epoch": 1,  # WR: dense checkpoint epoch to rewind to (late resetting)
-    "finetune_epochs": None,  # FT: epochs at the final lr (None = train.epochs)
-}
-
-SCOPES = ("global", "local", "mixed")
-METHODS = ("magnitude", "filter_l1")
-RETRAIN_MODES = ("lrr", "wr", "ft")
 LAYER_KINDS = ("conv", "linear")
-
-
-def resolve_prune_settings(settings: Mapping | None) -> dict:
-    """Return ``settings`` merged over :data:`DEFAULT_PRUNE_SETTINGS`, checked.
-
-    Raises :class:`ConfigError` naming the bad key, so a misspelt setting fails loudly
-    instead of silently falling back to a default.
-    """
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_PRUNE_SETTINGS))
-    if unknown:
-        raise ConfigError(
-            f"unknown pruning setting(s) {unknown}; valid keys are {sorted(DEFAULT_PRUNE_SETTINGS)}"
-        )
-    out = copy.deepcopy(DEFAULT_PRUNE_SETTINGS)
-    out.update(settings)
-    if isinstance(out["mixed_rates"], Mapping):
-        # Per-kind defaults, as the config schema fills them: {conv: 0.3} keeps linear's rate.
-        out["mixed_rates"] = {**DEFAULT_PRUNE_SETTINGS["mixed_rates"], **out["mixed_rates"]}
-    _check_rate("rate", out["rate"])
-    if out["scope"] not in SCOPES:
-        raise ConfigError(f"prune.scope is {out['scope']!r}; choose one of {', '.join(SCOPES)}")
-    if out["method"] not in METHODS:
-        raise ConfigError(f"prune.method is {out['method']!r}; choose one of {', '.join(METHODS)}")
-    if out["method"] == "filter_l1" and out["scope"] == "mixed":
-        raise ConfigError("prune.method filter_l1 takes scope local or global, not mixed")
-    if out["retrain"] not in RETRAIN_MODES:
-        raise ConfigError(
-            f"prune.retrain is {out['retrain']!r}; choose one of {', '.join(RETRAIN_MODES)}"
-        )
-    rates = out["mixed_rates"]
-    if not isinstance(rates, Mapping) or set(rates) - set(LAYER_KINDS):
-        raise ConfigError(
-            f"prune.mixed_rates is {rates!r}; expected a mapping with keys among {LAYER_KINDS}"
-        )
-    for kind, rate in rates.items():
-        _check_rate(f"mixed_rates.{kind}", rate)
-    if not isinstance(out["prune_output_layer"], bool):
-        raise ConfigError(
-            f"prune.prune_output_layer is {out['prune_output_layer']!r}; expected true or false"
-        )
-    if not _is_int(out["iterations"]) or out["iterations"] < 0:
-        raise ConfigError(f"prune.iterations is {out['iterations']!r}; expected an integer >= 0")
-    if not _is_int(out["rewind_epoch"]) or out["rewind_epoch"] < 0:
-        raise ConfigError(
-            f"prune.rewind_epoch is {out['rewind_epoch']!r}; expected an integer >= 0"
-        )
-    fe = out["finetune_epochs"]
-    if fe is not None and (not _is_int(fe) or fe < 1):
-        raise ConfigError(f"prune.finetune_epochs is {fe!r}; expected null or an integer >= 1")
-    return out
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _check_rate(name: str, rate) -> None:
-    # rate 1 would empty the pool in one step: a configuration mistake, not a study.
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
-        raise ConfigError(f"prune.{name} is {rate!r}; expected a number in [0, 1)")
 
 
 def _layer_kind(module: nn.Module) -> str | None:
@@ -216,7 +139,7 @@ def full_masks(model: nn.Module, prune_output_layer: bool = False) -> dict[str, 
 
 
 def prune_step(
-    model: nn.Module, masks: Mapping[str, torch.Tensor] | None, settings: Mapping | None = None
+    model: nn.Module, masks: Mapping[str, torch.Tensor] | None, settings: PruneSettings
 ) -> dict[str, torch.Tensor]:
     """Prune ``model`` once in place and return its new masks (nested in ``masks``).
 
@@ -224,14 +147,13 @@ def prune_step(
     as all-alive. Ranking uses the weights as they are now, i.e. the end-of-training weights of
     the previous IMP iteration. The new masks are applied to the weights before returning.
     """
-    settings = resolve_prune_settings(settings)
-    params = prunable_parameters(model, settings["prune_output_layer"])
+    params = prunable_parameters(model, settings.prune_output_layer)
     masks = dict(masks or {})
     stray = sorted(set(masks) - set(params))
-    if stray and settings["method"] == "magnitude":
+    if stray and settings.method == "magnitude":
         raise PrunesimError(
             f"masks for {stray} do not name prunable weights of this model (with "
-            f"prune_output_layer={settings['prune_output_layer']}); was the previous iteration "
+            f"prune_output_layer={settings.prune_output_layer}); was the previous iteration "
             f"pruned with a different prune_output_layer setting?"
         )
     current = {}
@@ -244,22 +166,22 @@ def prune_step(
         current[name] = m.to(device=p.device, dtype=torch.bool)
 
     names = list(params)
-    if settings["method"] == "filter_l1":
+    if settings.method == "filter_l1":
         from prunesim.structured import filter_prune_step
 
-        return filter_prune_step(model, masks, settings["rate"], settings["scope"], set(names))
-    if settings["scope"] == "global":
-        pools = [(names, settings["rate"])]
-    elif settings["scope"] == "local":
-        pools = [([n], settings["rate"]) for n in names]
+        return filter_prune_step(model, masks, settings.rate, settings.scope, set(names))
+    if settings.scope == "global":
+        pools = [(names, settings.rate)]
+    elif settings.scope == "local":
+        pools = [([n], settings.rate) for n in names]
     else:
-        kinds = prunable_kinds(model, settings["prune_output_layer"])
+        kinds = prunable_kinds(model, settings.prune_output_layer)
         pools = []
         for kind in LAYER_KINDS:
             members = [n for n in names if kinds[n] == kind]
             if not members:
                 continue
-            pools.append((members, settings["mixed_rates"][kind]))
+            pools.append((members, settings.mixed_rates[kind]))
 
     new_masks = {}
     for members, rate in pools:

@@ -18,6 +18,7 @@ from prunesim.seeds import derive_seed
 
 def main(log):
     from prunesim.imp import run_imp_iteration
+    from prunesim.settings import PruneSettings, TrainSettings
 
     wc = snakemake.wildcards
     run, iteration = int(wc.run), int(wc.iteration)
@@ -28,8 +29,8 @@ def main(log):
         experiment=wc.experiment,
         run=run,
         iteration=iteration,
-        train_settings=snakemake.params.train,
-        prune_settings=snakemake.params.prune,
+        train_settings=TrainSettings.from_config(snakemake.params.train),
+        prune_settings=PruneSettings.from_config(snakemake.params.prune),
         out_model=snakemake.output.model,
         out_metrics=snakemake.output.metrics,
         out_mask=snakemake.output.mask,

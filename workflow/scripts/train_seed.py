@@ -17,7 +17,8 @@ from prunesim.seeds import derive_seed
 
 
 def main(log):
-    from prunesim.training import train_dense_network
+    from prunesim.imp import train_dense_network
+    from prunesim.settings import TrainSettings
 
     experiment, k = snakemake.wildcards.experiment, int(snakemake.wildcards.seed_network)
     train_dense_network(
@@ -25,7 +26,7 @@ def main(log):
         experiment=experiment,
         model_name=snakemake.params.model,
         width=snakemake.params.width,
-        train_settings=snakemake.params.train,
+        train_settings=TrainSettings.from_config(snakemake.params.train),
         out_model=snakemake.output.model,
         out_metrics=snakemake.output.metrics,
         rewind_epoch=snakemake.params.rewind_epoch,
