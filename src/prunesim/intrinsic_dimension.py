@@ -39,8 +39,9 @@ _BLOCK = 1024  # rows of the distance matrix computed at a time (memory: _BLOCK 
 def two_nearest_distances(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(r1, r2)``: each point's Euclidean distance to its first and second nearest neighbour.
 
-    Squared distances come from ``|x|^2 + |y|^2 - 2 x.y`` in float64, a block of rows at a time,
-    so a 5000 x 16384 layer needs a few MB beyond the data, never the n x n matrix at once.
+    The neighbours are found with ``|x|^2 + |y|^2 - 2 x.y`` in float64, a block of rows at a
+    time, so a 5000 x 16384 layer never needs the n x n matrix at once; their distances are then
+    recomputed from the differences, so duplicates give exactly 0 and ties are exact.
     """
     x = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
     n = len(x)
@@ -51,10 +52,14 @@ def two_nearest_distances(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for start in range(0, n, _BLOCK):
         rows = slice(start, min(start + _BLOCK, n))
         d2 = sq[rows, None] + sq[None, :] - 2.0 * (x[rows] @ x.T)
-        np.maximum(d2, 0.0, out=d2)  # round-off can make tiny distances negative
         d2[np.arange(d2.shape[0]), np.arange(rows.start, rows.stop)] = np.inf  # not itself
-        two = np.partition(d2, 1, axis=1)[:, :2]
-        r1[rows], r2[rows] = np.sqrt(two[:, 0]), np.sqrt(two[:, 1])
+        nearest = np.argpartition(d2, 1, axis=1)[:, :2]
+        # The expansion only finds the two neighbours: its round-off depends on the BLAS kernel,
+        # so a duplicate would not be exactly 0, nor two copies exactly as far. Direct
+        # differences make both exact on every CPU.
+        first = np.linalg.norm(x[rows] - x[nearest[:, 0]], axis=1)
+        second = np.linalg.norm(x[rows] - x[nearest[:, 1]], axis=1)
+        r1[rows], r2[rows] = np.minimum(first, second), np.maximum(first, second)
     return r1, r2
 
 
