@@ -640,6 +640,21 @@ def test_seed_band_on_layerwise_figures_controls_left_out_of_the_lines(similarit
     assert not any("Grey band" in t.get_text() for t in plain.figure.texts)
 
 
+def test_one_seed_network_draws_its_line_and_promises_no_band(similarity):
+    table = with_controls(similarity)
+    table = table[~((table["comparison"] == "seed_vs_dense") & (table["run"] == 2))]
+    ax = plotting.plot_layerwise(table, "cka").axes[0]
+    assert seed_bands(ax) == [], "one network has no spread: no zero-width band"
+    (line,) = [x for x in labelled_lines(ax) if "dense vs dense" in x.get_label()]
+    np.testing.assert_allclose(line.get_ydata(), SEED_VALUES[1])
+    labels = ax.get_legend_handles_labels()[1]
+    assert "dense vs dense (1 seed)" in labels
+    assert not any("std" in s for s in labels)
+    notes = " ".join(t.get_text() for t in ax.figure.texts)
+    assert "one network trained with another seed" in notes
+    assert "Grey band" not in notes
+
+
 def test_paper_figures_ignore_control_rows(similarity, accuracy):
     table = with_controls(similarity)
     a = plotting.plot_output_similarity(table).axes[0]

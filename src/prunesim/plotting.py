@@ -526,11 +526,17 @@ def _paper_and_seed_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _seed_note(n_seeds: int) -> str:
+    """The grey band's footnote; one seed network has no spread, so no band, only its line."""
     if not n_seeds:
         return ""
+    if n_seeds == 1:
+        return (
+            "\nGrey dotted line: dense vs dense, one network trained with another seed (no "
+            "band: one network has no spread): the similarity retraining alone gives."
+        )
     return (
-        f"\nGrey band: dense vs dense, {_plural(n_seeds, 'network', 'networks')} trained with "
-        "other seeds (mean ± 1 std, dotted: mean): the similarity retraining alone gives."
+        f"\nGrey band: dense vs dense, {n_seeds} networks trained with other seeds "
+        "(mean ± 1 std, dotted: mean): the similarity retraining alone gives."
     )
 
 
@@ -567,7 +573,11 @@ class _Layerwise:
         return self.seed.loc[self.seed["metric"].isin(list(metrics)), "run"].nunique()
 
     def draw_seed_band(self, ax, metric: str) -> list[float]:
-        """The seed baseline of ``metric``: mean ± 1 std over the seed networks, per layer."""
+        """The seed baseline of ``metric``: mean ± 1 std over the seed networks, per layer.
+
+        With one seed network the std is not defined, so only its line is drawn, and the
+        legend names no band that is not there.
+        """
         seed = self.seed[self.seed["metric"] == metric].dropna(subset=["position"])
         if seed.empty:
             return []
@@ -575,9 +585,13 @@ class _Layerwise:
         st = _mean_std(seed, ["position"], "value").set_index("position").reindex(x)
         mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
         n = seed["run"].nunique()
+        if n == 1:
+            ax.plot(x, mean, color=_SEED_BAND, ls=":", lw=1.4, zorder=1.5,
+                    label="dense vs dense (1 seed)")  # fmt: skip
+            return list(mean)
         ax.fill_between(
             x, mean - std, mean + std, color=_SEED_BAND, alpha=0.35, lw=0, zorder=1,
-            label=f"dense vs dense ({_plural(n, 'seed', 'seeds')}): ± 1 std",
+            label=f"dense vs dense ({n} seeds): ± 1 std",
         )  # fmt: skip
         ax.plot(x, mean, color=_SEED_BAND, ls=":", lw=1.4, zorder=1.5, label="dense vs dense: mean")
         return [*(mean - std), *(mean + std)]
