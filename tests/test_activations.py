@@ -34,6 +34,21 @@ def checkpoint(tmp_path_factory):
     return path, model
 
 
+def test_the_job_sets_its_threads_where_every_job_does(digits, checkpoint, tmp_path):
+    arrays_path, probe_path = digits
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        extract_activations(checkpoint[0], arrays_path, probe_path, tmp_path / "a.h5",
+                            layers=["out"], device="cpu", threads=1)  # fmt: skip
+        assert torch.get_num_threads() == 1
+        extract_activations(checkpoint[0], arrays_path, probe_path, tmp_path / "b.h5",
+                            layers=["out"], device="cpu")  # fmt: skip
+        assert torch.get_num_threads() == 1, "no threads given: the caller's count is kept"
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_every_layer_matches_a_direct_forward(digits, checkpoint, tmp_path):
     arrays_path, probe_path = digits
     path, model = checkpoint

@@ -18,6 +18,7 @@ import torch
 from prunesim.atomic import atomic_path
 from prunesim.checkpoint import load_network
 from prunesim.data import load_arrays, load_probe
+from prunesim.devices import job_device
 from prunesim.errors import CorruptFileError, rebuild_hint
 
 LOG = logging.getLogger(__name__)
@@ -54,12 +55,15 @@ def extract_activations(
     dtype: str = "float32",
     batch_size: int = 250,
     device: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, tuple[int, ...]]:
     """Write the activations of ``layers`` (default: all compared layers) to ``out_path``.
 
     Returns ``{layer: shape}``. The file appears only when complete (atomic rename).
+    ``device`` and ``threads`` are chosen and set where every job's are
+    (:func:`prunesim.devices.job_device`).
     """
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = job_device(device, threads)
     model, _, meta = load_network(checkpoint_path, device=device)
     model.eval()
     images, labels, mean, std = probe_images(arrays_path, probe_path)

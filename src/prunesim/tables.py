@@ -260,90 +260,99 @@ def similarity_table(
     """
     layers = _layer_places(model)
     densities = _densities(network_metrics)
-    rows, seen, has_ci = [], {}, False
+    rows, seen = [], {}
     for comparison, run_b, path, rec in _similarity_records(similarity_paths, controls):
-        if rec.get("experiment") not in (None, experiment):
-            raise PrunesimError(
-                f"similarity file {path} belongs to experiment {rec['experiment']!r}, not "
-                f"{experiment!r}; check the aggregate rule's inputs."
-            )
-        for side in ("layer_a", "layer_b"):
-            if rec[side] not in layers:
-                raise PrunesimError(
-                    f"similarity file {path}: {side} {rec[side]!r} is not a compared layer "
-                    f"of {model} ({', '.join(layers)}); it belongs to another model or an "
-                    f"outdated layer table. {rebuild_hint(path)}"
-                )
-        run, iteration = int(rec["run"]), int(rec["iteration"])
-        key = (rec["metric"], comparison, run, iteration, run_b, rec["layer_a"], rec["layer_b"])
+        _check_record(path, rec, experiment, model, layers)
+        key = (rec["metric"], comparison, int(rec["run"]), int(rec["iteration"]), run_b,
+               rec["layer_a"], rec["layer_b"])  # fmt: skip
         if key in seen:
             raise PrunesimError(
-                f"{path} and {seen[key]} both hold {key[0]} ({comparison}) for run {run} "
-                f"iteration {iteration}, {key[5]} vs {key[6]}; list each job's output once."
+                f"{path} and {seen[key]} both hold {key[0]} ({comparison}) for run {key[2]} "
+                f"iteration {key[3]}, {key[5]} vs {key[6]}; list each job's output once."
             )
         seen[key] = path
-        notes = [rec["note"]] if rec.get("note") else []
-        value = rec["value"]
-        if value is not None and not math.isfinite(float(value)):
-            notes.append(f"value is not finite ({value})")
-        value = _finite_or_none(value)
-        network = _network_key(run, iteration, _FIRST_NETWORK[comparison])
-        if network not in densities:
-            notes.append(
-                f"no metrics.json for the {network[0]} network of run {run} iteration "
-                f"{iteration}: density unknown"
+        identity = {"experiment": experiment, "model": model, "dataset": dataset}
+        rows.append(_similarity_row(rec, comparison, run_b, identity, layers, densities))
+    return _similarity_frame(rows)
+
+
+def _check_record(path, rec: Mapping, experiment: str, model: str, layers: Mapping) -> None:
+    """Refuse a similarity file of another experiment, or of layers this model lacks."""
+    if rec.get("experiment") not in (None, experiment):
+        raise PrunesimError(
+            f"similarity file {path} belongs to experiment {rec['experiment']!r}, not "
+            f"{experiment!r}; check the aggregate rule's inputs."
+        )
+    for side in ("layer_a", "layer_b"):
+        if rec[side] not in layers:
+            raise PrunesimError(
+                f"similarity file {path}: {side} {rec[side]!r} is not a compared layer "
+                f"of {model} ({', '.join(layers)}); it belongs to another model or an "
+                f"outdated layer table. {rebuild_hint(path)}"
             )
-        index, kind = layers[rec["layer_a"]]
-        row = {
-            "experiment": experiment,
-            "model": model,
-            "dataset": dataset,
-            "run": run,
-            "iteration": iteration,
-            "density": densities.get(network, (None, None))[0],
-            "density_all_params": densities.get(network, (None, None))[1],
-            "layer": rec["layer_a"],
-            "layer_index": index,
-            "layer_kind": kind,
-            "metric": rec["metric"],
-            "value": value,
-            "note": "; ".join(notes) or None,
-            "layer_b": rec["layer_b"],
-            "base_metric": rec.get("base_metric", rec["metric"]),
-            "comparison": comparison,
-            "run_b": run_b,
-            "_layer_b_index": layers[rec["layer_b"]][0],
-            "_comparison": COMPARISONS.index(comparison),
-        }
-        for col in OPTIONAL_SIMILARITY_COLUMNS:
-            if rec.get(col) is not None:
-                has_ci = True
-            row[col] = _finite_or_none(rec.get(col))
-        rows.append(row)
+
+
+def _similarity_row(
+    rec: Mapping, comparison: str, run_b: int, identity: Mapping, layers: Mapping, densities
+) -> dict:
+    """One job's row: its value (empty with a note when undefined) and its network's density."""
+    run, iteration = int(rec["run"]), int(rec["iteration"])
+    notes = [rec["note"]] if rec.get("note") else []
+    value = rec["value"]
+    if value is not None and not math.isfinite(float(value)):
+        notes.append(f"value is not finite ({value})")
+    network = _network_key(run, iteration, _FIRST_NETWORK[comparison])
+    if network not in densities:
+        notes.append(
+            f"no metrics.json for the {network[0]} network of run {run} iteration "
+            f"{iteration}: density unknown"
+        )
+    density, density_all = densities.get(network, (None, None))
+    index, kind = layers[rec["layer_a"]]
+    row = {
+        **identity,
+        "run": run,
+        "iteration": iteration,
+        "density": density,
+        "density_all_params": density_all,
+        "layer": rec["layer_a"],
+        "layer_index": index,
+        "layer_kind": kind,
+        "metric": rec["metric"],
+        "value": _finite_or_none(value),
+        "note": "; ".join(notes) or None,
+        "layer_b": rec["layer_b"],
+        "base_metric": rec.get("base_metric", rec["metric"]),
+        "comparison": comparison,
+        "run_b": run_b,
+        "_layer_b_index": layers[rec["layer_b"]][0],
+        "_comparison": COMPARISONS.index(comparison),
+        "_has_ci": any(rec.get(col) is not None for col in OPTIONAL_SIMILARITY_COLUMNS),
+    }
+    for col in OPTIONAL_SIMILARITY_COLUMNS:
+        row[col] = _finite_or_none(rec.get(col))
+    return row
+
+
+_SIMILARITY_TEXT_COLUMNS = ("experiment", "model", "dataset", "layer", "layer_kind", "metric",
+                            "note", "layer_b", "base_metric", "comparison")  # fmt: skip
+
+
+def _similarity_frame(rows: list[dict]) -> pd.DataFrame:
+    """The rows in the table's order and dtypes; the optional columns only when some job
+    recorded them (a table without confidence intervals keeps its published shape)."""
+    has_ci = any(row["_has_ci"] for row in rows)
     columns = SIMILARITY_COLUMNS + (OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])
-    hidden = ["_layer_b_index", "_comparison"]
-    all_columns = [*SIMILARITY_COLUMNS, *hidden, *OPTIONAL_SIMILARITY_COLUMNS]
-    table = pd.DataFrame(rows, columns=all_columns)
+    hidden = ["_layer_b_index", "_comparison", "_has_ci"]
+    table = pd.DataFrame(rows, columns=[*SIMILARITY_COLUMNS, *hidden, *OPTIONAL_SIMILARITY_COLUMNS])
     order = ["metric", "_comparison", "run", "iteration", "run_b", "layer_index", "_layer_b_index"]
-    table = table.sort_values(order)
-    table = table[columns].reset_index(drop=True)
+    table = table.sort_values(order)[columns].reset_index(drop=True)
     for col in ("run", "iteration", "layer_index", "run_b"):
         table[col] = table[col].astype("int64")
     floats = ("density", "density_all_params", "value")
     for col in (*floats, *(OPTIONAL_SIMILARITY_COLUMNS if has_ci else [])):
         table[col] = table[col].astype("float64")
-    for col in (
-        "experiment",
-        "model",
-        "dataset",
-        "layer",
-        "layer_kind",
-        "metric",
-        "note",
-        "layer_b",
-        "base_metric",
-        "comparison",
-    ):
+    for col in _SIMILARITY_TEXT_COLUMNS:
         table[col] = table[col].astype("object")
     return table
 

@@ -36,7 +36,7 @@ rule train_seed:
         seed=config["seed"],
         resume=resume_file,
     script:
-        "../scripts/train_seed.py"
+        "../scripts/train_dense.py"
 
 
 rule random_prune:
@@ -67,7 +67,7 @@ rule random_prune:
         seed=config["seed"],
         resume=resume_file,
     script:
-        "../scripts/random_prune.py"
+        "../scripts/imp_iter.py"
 
 
 CONTROL_SIMILARITY_GROUP = (

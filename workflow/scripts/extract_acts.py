@@ -14,11 +14,8 @@ from prunesim.joblog import run_job
 
 
 def main(log):
-    import torch
-
     from prunesim.activations import extract_activations
 
-    torch.set_num_threads(snakemake.threads)
     extract_activations(
         snakemake.input.model,
         snakemake.input.arrays,
@@ -26,6 +23,7 @@ def main(log):
         snakemake.output.acts,
         layers=snakemake.params.layers,
         dtype=snakemake.params.dtype,
+        threads=snakemake.threads,
     )
 
 
