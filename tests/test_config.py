@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO, TINY_CONFIG
-from prunesim.config import check_gpu_requirement, validate_config
+from prunesim.config import check_gpu_requirement, load_schema, validate_config
 from prunesim.errors import ConfigError
 
 SHIPPED = [REPO / "config.yaml", REPO / "config" / "quickstart.yaml", TINY_CONFIG]
@@ -140,6 +140,11 @@ def test_schema_defaults_equal_the_libraries_defaults():
 
     config = validate_config(_minimal_config())
     assert config["metrics"] == {name: DEFAULT_SETTINGS[name] for name in config["metrics"]}
+    # ... because the metric modules own them: the schema's metric blocks hold none
+    schema = load_schema()["$defs"]
+    for block in ("metric_common", *DEFAULT_SETTINGS):
+        for key, spec in schema[block]["properties"].items():
+            assert "default" not in spec, f"$defs/{block}/{key} repeats a metric's default"
     experiment = config["experiments"]["e"]
     # The settings classes read their defaults from the schema: built from nothing, they are
     # what the validated config holds.

@@ -142,6 +142,22 @@ def _check_metric_variants(config: dict, schema: dict) -> None:
         config["metrics"][name] = {"metric": base, **settings}
 
 
+def _fill_metric_defaults(config: dict) -> None:
+    """Each metric block with its metric's defaults filled in, in place.
+
+    The schema gives a metric's keys, types and allowed values; the defaults belong to the
+    metric's module (``prunesim.metrics.DEFAULT_SETTINGS``), the one place a library call
+    reads them too, so an omitted key means the same in the workflow and in a direct call.
+    A variant gets its base metric's defaults.
+    """
+    from prunesim.metrics import DEFAULT_SETTINGS
+
+    for name, base in metric_bases(config).items():
+        block = dict(config["metrics"][name] or {})
+        variant = {"metric": block.pop("metric")} if "metric" in block else {}
+        config["metrics"][name] = {**variant, **copy.deepcopy(DEFAULT_SETTINGS[base]), **block}
+
+
 def validate_block(block, definition: str, where: str, schema: dict | None = None) -> dict:
     """A copy of one settings block, validated against ``$defs/<definition>``, defaults filled.
 
@@ -172,6 +188,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
             f"invalid configuration:\n  - {lines}\n"
             f"Fix these keys in your config file (schema: workflow/schemas/config.schema.yaml)."
         )
+    _fill_metric_defaults(config)
     _check_cross_references(config)
     return config
 
