@@ -250,6 +250,17 @@ def test_changing_a_metric_reshape_reuses_the_shared_statistics(tiny_copy, tmp_p
     }
 
 
+def test_a_metric_block_without_its_defaults_plans_the_same_jobs(tiny_copy, tmp_path):
+    """Omitted keys mean the metric's defaults (prunesim.metrics.DEFAULT_SETTINGS), in the
+    rules as in the jobs: the stats inputs and params stay the same, so nothing reruns."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["metrics"]["cka"] = {}  # reshape: flatten by default
+    config["metrics"]["mean_cca"] = {}  # reshape: channels by default
+    edited = tmp_path / "defaults.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    assert planned_jobs(tiny_copy, edited) == {}
+
+
 def test_statistics_are_planned_once_per_pair_and_dense_layer(tmp_path):
     """One pass per network and reshape; the dense side once per experiment, not network."""
     jobs = planned_jobs(tmp_path)

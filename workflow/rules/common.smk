@@ -308,8 +308,8 @@ def similarity_job_spec(metric, pairs=None):
 def metric_stats_reshape(metric):
     """The reshape whose shared statistics a metric reads, or None (it reads activations)."""
     base = METRIC_BASE[metric]
-    block = {k: v for k, v in config["metrics"][metric].items() if k != "metric"}
-    settings = {**METRIC_REGISTRY[base].default_settings, **block}
+    # validate_config filled the block with the metric's defaults (prunesim.config)
+    settings = {k: v for k, v in config["metrics"][metric].items() if k != "metric"}
     return settings["reshape"] if uses_stats(base, settings) else None
 
 
