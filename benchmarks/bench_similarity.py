@@ -291,8 +291,29 @@ def model_flops(shapes: dict, n: int) -> tuple[float, float]:
 
 
 def run_all(cmds: list, pycache: Path) -> np.ndarray:
-    """[wall, CPU] seconds of running the jobs one after another."""
-    return np.sum([run_child(cmd, pycache) for cmd in cmds], axis=0)
+    """[wall, CPU] seconds of each job, run one after another (shape (jobs, 2))."""
+    return np.array([run_child(cmd, pycache) for cmd in cmds]).reshape(-1, 2)
+
+
+def print_nbs_bound(pairs, t_old: np.ndarray, t_new: np.ndarray) -> None:
+    """What sharing can gain at most, measured: the NBS jobs' own time.
+
+    Flatten-reshaped NBS on a layer wider than the probe (Gram route) factors both centred
+    Grams, multiplies the factors and takes the eigenvalues of an r × r matrix (r ~ probe size)
+    per pair: the same arithmetic in an old and a new job, which no shared artifact removes
+    (only the dense side's factor could be shared, ~8 % of it). So old / (new NBS jobs) bounds
+    old / new from above, whatever else gets cheaper.
+    """
+    nbs = [i for i, (metric, _) in enumerate(pairs) if metric == "nbs"]
+    old_nbs = t_old[nbs].sum(axis=0)
+    new_nbs = t_new[-len(pairs) :][nbs].sum(axis=0)  # metric jobs follow the 2 stats jobs
+    total_old = t_old.sum(axis=0)
+    for i, kind in enumerate(("wall", "CPU")):
+        print(
+            f"NBS jobs alone ({kind}): old {old_nbs[i]:.1f} s, new {new_nbs[i]:.1f} s, "
+            f"{new_nbs[i] / t_new.sum(axis=0)[i]:.0%} of new; BOUND old/new if all else were "
+            f"free: {total_old[i] / new_nbs[i]:.2f}"
+        )
 
 
 def bench_stage(args) -> None:
@@ -311,9 +332,10 @@ def bench_stage(args) -> None:
         )
         old, dense_side, new, pairs = stage_jobs(folder, pruned, dense, layers)
         run_child([sys.executable, "-c", "import numpy, h5py"], pycache)  # warm bytecode
-        t_old = run_all(old, pycache)
-        t_dense = run_all(dense_side, pycache)
-        t_new = run_all(new, pycache)
+        per_old = run_all(old, pycache)
+        t_dense = run_all(dense_side, pycache).sum(axis=0)
+        per_new = run_all(new, pycache)
+        t_old, t_new = per_old.sum(axis=0), per_new.sum(axis=0)
         diff = np.nanmax(
             np.abs(stage_values(folder, pairs, "") - stage_values(folder, pairs, "new_"))
         )
@@ -331,6 +353,7 @@ def bench_stage(args) -> None:
                 f"{t_old[i] / t_new[i]:.2f} (target >= 3); dense side counted in full: "
                 f"{t_old[i] / (t_new[i] + t_dense[i]):.2f}"
             )
+        print_nbs_bound(pairs, per_old, per_new)
         full = layer_shapes("vgg16_bn", 1.0)
         old_f, new_f = model_flops(full, args.probe)
         old_q, new_q = model_flops(shapes, args.probe)

@@ -35,3 +35,4 @@ def test_similarity_benchmarks_run():
               "--layers", "1")  # fmt: skip
     assert "RATIO old/new" in out
     assert "EXTRAPOLATED" in out
+    assert "BOUND old/new if all else were free" in out
