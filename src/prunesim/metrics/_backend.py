@@ -47,8 +47,10 @@ class NumpyBackend:
         return np.linalg.eigh(a)
 
     def eigvalsh(self, a):
-        """Ascending eigenvalues of a symmetric matrix (LAPACK syevd through numpy)."""
-        return np.linalg.eigvalsh(a)
+        """Ascending eigenvalues of a symmetric matrix (two-stage above 1024, ``_two_stage``)."""
+        from ._two_stage import eigvalsh
+
+        return eigvalsh(a)
 
     def svdvals(self, a):
         return np.linalg.svd(a, compute_uv=False)
