@@ -743,6 +743,25 @@ def plot_layerwise_grid(
     return fig
 
 
+def _draw_output_metric(ax, part: pd.DataFrame, metric: str, order, offset: float, bands: bool):
+    """One metric of the output-layer figure: mean line, optional ± 1 std band, and every
+    run's value as a dot shifted by ``offset`` (so that no metric hides another). Returns
+    the values drawn, for the y-limits."""
+    colour, marker = _metric_style(metric, order)
+    st = _mean_std(part, ["iteration"], "value")
+    x = st["iteration"].to_numpy(dtype=float)
+    mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
+    drawn = [*mean, *part["value"]]
+    if bands:
+        ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
+        drawn += [*(mean - std), *(mean + std)]
+    ax.scatter(part["iteration"] + offset, part["value"], color=colour, marker=marker, s=16,
+               alpha=0.6, lw=0, zorder=2.5)  # fmt: skip
+    ax.plot(x, mean, color=colour, marker=marker, ms=6, mec="white", mew=0.6, lw=1.8,
+            label=_metric_label(metric), zorder=3)  # fmt: skip
+    return drawn
+
+
 def plot_output_similarity(
     similarity: str | os.PathLike | pd.DataFrame,
     out: Out = None,
@@ -778,38 +797,9 @@ def plot_output_similarity(
         ax = fig.add_subplot()
         drawn: list[float] = []
         for i, metric in enumerate(order):
-            colour, marker = _metric_style(metric, order)
-            part = df[df["metric"] == metric]
-            st = _mean_std(part, ["iteration"], "value")
-            x = st["iteration"].to_numpy(dtype=float)
-            mean, std = st["mean"].to_numpy(), st["std"].to_numpy()
-            if bands:
-                ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
-                drawn += [*(mean - std), *(mean + std)]
             offset = (i - (len(order) - 1) / 2) * shift
-            ax.scatter(
-                part["iteration"] + offset,
-                part["value"],
-                color=colour,
-                marker=marker,
-                s=16,
-                alpha=0.6,
-                lw=0,
-                zorder=2.5,
-            )
-            ax.plot(
-                x,
-                mean,
-                color=colour,
-                marker=marker,
-                ms=6,
-                mec="white",
-                mew=0.6,
-                lw=1.8,
-                label=_metric_label(metric),
-                zorder=3,
-            )
-            drawn += [*mean, *part["value"]]
+            part = df[df["metric"] == metric]
+            drawn += _draw_output_metric(ax, part, metric, order, offset, bands)
         _iteration_axis(ax, density, counts)
         _fit_ylim(ax, drawn, ylim)
         ax.set_ylabel("similarity of the output layer")
