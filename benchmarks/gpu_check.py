@@ -7,8 +7,8 @@ Correctness (any failure makes the exit status 1):
     learn, and their per-epoch training losses agree within a stated tolerance;
   - ``masks``: pruned weights stay exactly zero after every step (a forward pre-hook counts
     nonzero pruned weights before every forward, i.e. after every optimizer step and its mask
-    re-application; the final state is checked after training), SGD (VGG16_BN) and LARS
-    (ResNet_fast), under AMP;
+    re-application; the final state is checked after training), SGD (VGG16_BN, ResNet_fast)
+    and LARS (ResNet_fast), under AMP;
   - ``metrics``: all six metrics on float32 device tensors against the float64 numpy engine on
     the CPU, within 1e-8, on a realistic pair (5000 x 4096 for CKA, NBS, cosine; 80,000 x 256
     for the CCA family) and a quickstart-sized one;
@@ -89,7 +89,9 @@ DATASET_SIZES = {"cifar10": (50_000, 10_000), "svhn": (73_257, 26_032)}  # train
 CHILD_TAG = "GPU_CHECK_CHILD "
 
 # Tolerances, stated in the JSON next to each result.
-LOSS_REL_TOL = 0.10  # |loss_amp - loss_fp32| / loss_fp32 per epoch (bf16/fp16 rounding)
+LOSS_REL_TOL = 0.10  # |loss_amp - loss_fp32| <= 10 % of loss_fp32 per epoch (bf16/fp16 rounding)
+LOSS_ABS_TOL = 0.05  # ... + 0.05: an easy dataset drives both losses near 0, where bf16's
+#                      drift over hundreds of steps is large relative to the loss itself
 CHANCE_MARGIN = 0.10  # "learns": train or test accuracy > 1/classes + margin, and the loss falls
 LOSS_DROP = 0.05  # ... by at least 5 % from the first epoch to the last
 METRIC_ABS_TOL = 1e-8
@@ -397,11 +399,9 @@ def check_training_amp(ctx) -> dict:
         run["learned"] = bool(
             losses[-1] < (1 - LOSS_DROP) * losses[0] and accuracy > chance + CHANCE_MARGIN
         )
-    rel = [
-        abs(a - f) / f
-        for a, f in zip(runs["amp"]["train_loss"], runs["fp32"]["train_loss"], strict=True)
-    ]
-    agree = max(rel) <= LOSS_REL_TOL
+    pairs = list(zip(runs["amp"]["train_loss"], runs["fp32"]["train_loss"], strict=True))
+    rel = [abs(a - f) / max(f, 1e-12) for a, f in pairs]
+    agree = all(abs(a - f) <= LOSS_REL_TOL * f + LOSS_ABS_TOL for a, f in pairs)
     amp_dtype = None
     if device.type == "cuda":
         amp_dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16 + GradScaler"
@@ -418,6 +418,8 @@ def check_training_amp(ctx) -> dict:
         "loss_rel_diff_per_epoch": rel,
         "tolerance": {
             "train_loss_rel": LOSS_REL_TOL,
+            "train_loss_abs": LOSS_ABS_TOL,
+            "agree": "|loss_amp - loss_fp32| <= train_loss_rel x loss_fp32 + train_loss_abs",
             "learned": (
                 f"last-epoch train loss < (1 - {LOSS_DROP}) x first-epoch's, and last-epoch "
                 f"train accuracy or test accuracy > 1/classes + {CHANCE_MARGIN}"
@@ -439,13 +441,23 @@ def random_masks(model, density: float, seed: int) -> dict:
     }
 
 
+#: (case, model, optimizer or None for the model's config.yaml optimizer) of the mask check:
+#: each optimizer update path (SGD, and LARS's per-layer scaling) must keep pruned weights 0.
+MASK_CASES = (
+    ("vgg16_bn (sgd)", "vgg16_bn", None),
+    ("resnet_fast (sgd)", "resnet_fast", None),
+    ("resnet_fast (lars)", "resnet_fast", "lars"),
+)
+
+
 def check_masks(ctx) -> dict:
     sizes, device, arrays = ctx["sizes"], ctx["device"], ctx["arrays"]
     data = subset(arrays, sizes["mask_images"], min(1000, len(arrays["y_test"])))
     cases = {}
-    for model_name in ("vgg16_bn", "resnet_fast"):
+    for case, model_name, optimizer in MASK_CASES:
         bs = sizes["mask_batch"][model_name]
-        settings = paper_settings(model_name, batch_size=bs, amp=True)
+        changes = {"optimizer": optimizer} if optimizer else {}
+        settings = paper_settings(model_name, batch_size=bs, amp=True, **changes)
         model = fresh_model(model_name, sizes["check_width"], len(arrays["classes"]))
         masks = random_masks(model, density=0.2, seed=1)
         model.to(device)  # the hook holds these parameters; train() keeps them (in place)
@@ -475,7 +487,7 @@ def check_masks(ctx) -> dict:
         )
         steps = math.ceil(len(data["y_train"]) / bs)
         ok = int(bad) == 0 and final_bad == 0 and calls[0] >= steps and alive_changed > 0
-        cases[model_name] = {
+        cases[case] = {
             "passed": ok,
             "optimizer": settings["optimizer"],
             "batch_size": bs,
@@ -1302,7 +1314,8 @@ def main(argv=None) -> int:
         ctx.pop("metric_pairs", None)
 
     failed = [f"correctness.{k}" for k, v in doc["correctness"].items() if v["status"] != "passed"]
-    if doc["data_pipeline"].get("status") == "failed":
+    pipeline = doc["data_pipeline"].get("status")
+    if pipeline in ("failed", "error") or (device.type == "cuda" and pipeline != "passed"):
         failed.append("data_pipeline")
     doc.update(passed=not failed, failed_checks=failed, complete=True)
     report.write()
@@ -1313,8 +1326,7 @@ def main(argv=None) -> int:
 
 def _fill(parent: dict, key: str, fn, ctx, report) -> dict:
     """Let a speed section write into its own dict as it goes (partial results survive)."""
-    section = parent.get(key) or {}
-    parent[key] = section
+    section = parent.setdefault(key, {})
     fn(ctx, report, section)
     return section
 

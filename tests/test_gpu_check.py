@@ -49,6 +49,10 @@ def test_gpu_check_cpu_mode_writes_every_section(tmp_path):
     assert doc["passed"] is True
     assert doc["failed_checks"] == []
     assert doc["correctness"]["training_amp"]["tolerance"]["train_loss_rel"] > 0
+    assert doc["correctness"]["training_amp"]["tolerance"]["train_loss_abs"] > 0
+    masks = doc["correctness"]["masks"]["cases"]  # each optimizer's update path
+    assert {case["optimizer"] for case in masks.values()} == {"sgd", "lars"}
+    assert all(case["passed"] and case["alive_weights_changed"] > 0 for case in masks.values())
     metrics = doc["correctness"]["metrics"]["metrics"]
     assert set(metrics) == {"mean_cca", "svcca", "pwcca", "cka", "nbs", "cosine"}
     assert all(r["abs_diff"] <= 1e-8 for by_size in metrics.values() for r in by_size.values())

@@ -275,6 +275,8 @@ def _train_epoch(loop: _Loop, seed: int, epoch: int, where: str, progress: _Prog
                 )  # fmt: skip
     if bar is not None:
         bar.close()
+    if device.type == "cuda":  # the epoch's time (images/s) counts finished work, not queued
+        torch.cuda.synchronize(device)
     return {"loss_sum": loss_sum, "correct": correct, "seen": seen, "lr": lr, "t0": t0}
 
 
