@@ -47,7 +47,32 @@ def test_only_the_lower_triangle_is_read():
     assert relative_error(a, lam) < 1e-13
 
 
+@pytest.mark.parametrize(
+    ("env", "single"),
+    [
+        ({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "8"}, True),
+        ({"OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "1"}, False),
+        ({"OMP_NUM_THREADS": "1"}, True),
+        ({"MKL_NUM_THREADS": "2"}, False),
+    ],
+)
+def test_single_threaded_blas_reads_the_first_variable_set(monkeypatch, env, single):
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert _two_stage.single_threaded_blas() is single
+
+
+def test_threaded_blas_keeps_numpy_eigvalsh(monkeypatch):
+    monkeypatch.setattr(_two_stage, "single_threaded_blas", lambda: False)
+    monkeypatch.setattr(_two_stage, "band_form", lambda a, b: pytest.fail("two-stage taken"))
+    large = spd(_two_stage.TWO_STAGE_MIN + 30, seed=2)
+    np.testing.assert_array_equal(_two_stage.eigvalsh(large), np.linalg.eigvalsh(large))
+
+
 def test_eigvalsh_takes_the_two_stage_path_above_its_threshold(monkeypatch):
+    monkeypatch.setattr(_two_stage, "single_threaded_blas", lambda: True)
     calls = []
     band_form = _two_stage.band_form
     monkeypatch.setattr(_two_stage, "band_form", lambda a, b: calls.append(b) or band_form(a, b))

@@ -3,17 +3,25 @@
 Why: NBS's nuclear norm takes the eigenvalues of an r × r Gram with r up to the probe size
 (5000), once per layer pair; in the Gram route that is half of an NBS job. LAPACK's one-stage
 ``syevd`` (numpy's ``eigvalsh``) reduces the matrix to tridiagonal form with half of its flops
-in matrix-vector products, which are memory-bound: 12.7 s at n = 5000 on one core here.
-Reducing first to a band of width b with blocked Householder reflectors (all matrix-matrix
-products: ``dsymm``, ``dsyr2k``), then the band to its eigenvalues (``scipy.linalg.
-eig_banded``: LAPACK ``sbevd``, cheap for a narrow band) took 7.8 s, the same eigenvalues to
-~1e-14 of the largest. This is the algorithm of LAPACK's ``syevd_2stage``, which scipy does
-not expose; the reduction is orthogonal, so the eigenvalues are backward stable as in
-``syevd``. The one-stage path stays below ``TWO_STAGE_MIN``, where the reduction's Python
-loop and copies do not pay.
+in matrix-vector products, which are memory-bound. Reducing first to a band of width b with
+blocked Householder reflectors (matrix-matrix products: ``dsymm``, ``dsyr2k``), then the band
+to its eigenvalues (``scipy.linalg.eig_banded``: LAPACK ``sbevd``, cheap for a narrow band) is
+the algorithm of LAPACK's ``syevd_2stage``, which scipy does not expose. The reduction is
+orthogonal, so the eigenvalues are backward stable as in ``syevd``; they agree with it to
+~1e-14 of the largest.
+
+Measured on a quiet 2-core AMD EPYC, wall seconds, numpy eigvalsh → two-stage:
+one BLAS thread, n = 4096: 7.7 → 5.9; n = 5000: 15.4 → 9.3. Two BLAS threads: 4.4 → 9.3 and
+7.5 → 12.4, slower (the threaded BLAS gains little on b-wide products and the band stage is
+serial). So the two-stage path is taken only where BLAS runs on one thread, as in every
+workflow similarity job (``threads: 1``; Snakemake exports the job's threads in
+``OMP_NUM_THREADS`` and friends before numpy loads its BLAS, which reads them then), and
+only above ``TWO_STAGE_MIN``.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -28,11 +36,20 @@ BAND = 64
 def eigvalsh(a: np.ndarray) -> np.ndarray:
     """Ascending eigenvalues of the symmetric matrix ``a`` (its lower triangle is read)."""
     n = a.shape[0]
-    if n < TWO_STAGE_MIN:
+    if n < TWO_STAGE_MIN or not single_threaded_blas():
         return np.linalg.eigvalsh(a)
     from scipy.linalg import eig_banded
 
     return eig_banded(band_form(a, BAND), lower=True, eigvals_only=True)
+
+
+def single_threaded_blas() -> bool:
+    """Whether the BLAS runs on one thread: the first of the variables OpenBLAS and MKL read
+    when they load that is set, else whether this process may use only one CPU."""
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").strip():
+            return os.environ[var].strip() == "1"
+    return len(os.sched_getaffinity(0)) == 1
 
 
 def band_form(a: np.ndarray, b: int) -> np.ndarray:

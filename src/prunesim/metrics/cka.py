@@ -105,9 +105,10 @@ def from_gram(kx, ky, bk, *, kernel="linear", debiased=False, rbf_threshold=1.0,
         raise ValueError(f"Debiased CKA needs at least 4 samples, got {kx.shape[0]}")
     kc, lc = center_gram(kx, bk, debiased), center_gram(ky, bk, debiased)
     num, dx, dy = bk.inner(kc, lc), bk.inner(kc, kc), bk.inner(lc, lc)
-    if bk.item(abs(kc).max()) == 0:
+    # Σ kc² = 0 exactly when kc is all zero; no n × n |kc| temporary (0.26 s at n = 5000)
+    if dx == 0:
         raise _undefined("x (layer a)")
-    if bk.item(abs(lc).max()) == 0:
+    if dy == 0:
         raise _undefined("y (layer b)")
     return _ratio(num, dx, dy, debiased), {"form": "gram"}
 
