@@ -45,10 +45,17 @@ VALUES = {
 IMPLICIT = {"comparison": {"pruned_vs_dense"}, "network": {"dense", "imp"}}
 
 
+#: The dense network's ``run`` today; older accuracy tables left it empty.
+DENSE_RUN = 0
+
+
 def load(path: Path, experiment: str) -> pd.DataFrame:
+    """A table in today's key layout: an ``experiment`` column, the dense network's run."""
     table = pd.read_csv(path)
     if "experiment" not in table.columns:
         table.insert(0, "experiment", experiment)
+    if "run" in table.columns:
+        table["run"] = table["run"].fillna(DENSE_RUN).astype(int)
     return table
 
 

@@ -22,8 +22,9 @@ BEFORE_SIMILARITY = pd.DataFrame(
         "density": [0.8, 0.8, 0.8],
     }
 )
+#: the dense network's run was left empty then (today: 0)
 BEFORE_ACCURACY = pd.DataFrame(
-    {"run": [0, 1, 2], "iteration": [0, 1, 1], "test_accuracy": [0.9, 0.91, 0.92]}
+    {"run": [None, 1, 2], "iteration": [0, 1, 1], "test_accuracy": [0.9, 0.91, 0.92]}
 )
 
 
@@ -37,7 +38,7 @@ def after_tables(noise: float = 0.0, drop_last: bool = False):
     )
     control = sim.iloc[:1].assign(comparison="seed_vs_dense", run=1, run_b=0, value=0.5)
     sim = pd.concat([sim.iloc[:-1] if drop_last else sim, control])
-    acc = BEFORE_ACCURACY.assign(experiment="exp", network=["dense", "imp", "imp"])
+    acc = BEFORE_ACCURACY.assign(experiment="exp", run=[0, 1, 2], network=["dense", "imp", "imp"])
     seed = acc.iloc[:1].assign(network="seed", run=1, test_accuracy=0.5)  # collides on run/iter
     return sim, pd.concat([acc, seed])
 
