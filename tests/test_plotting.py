@@ -748,3 +748,11 @@ def test_intrinsic_dimension_figure_as_the_layerwise_ones(tmp_path):
     assert ax.get_ylim()[0] > 1, "fitted to the IDs"
     assert bands(ax) == []
     assert all(p.stat().st_size > 5000 for p in outs)
+
+
+@pytest.mark.parametrize("ncols", [1, 2, 3])
+def test_layer_panels_stay_screen_sized_for_vgg16(ncols):
+    """19 layers (VGG16_BN) in up to 3 columns: under 22 in wide (was 54 in for random
+    pruning); a short network keeps the minimum width."""
+    assert plotting._panels_width(19, ncols, 9.0) <= 22
+    assert plotting._panels_width(3, ncols, 9.0) == 9.0
