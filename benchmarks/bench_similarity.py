@@ -301,7 +301,7 @@ def print_nbs_bound(pairs, t_old: np.ndarray, t_new: np.ndarray) -> None:
     Flatten-reshaped NBS on a layer wider than the probe (Gram route) factors both centred
     Grams, multiplies the factors and takes the eigenvalues of an r × r matrix (r ~ probe size)
     per pair: the same arithmetic in an old and a new job, which no shared artifact removes
-    (only the dense side's factor could be shared, ~8 % of it). So old / (new NBS jobs) bounds
+    (only the dense side's factor could be shared, ~10 % of it). So old / (new NBS jobs) bounds
     old / new from above, whatever else gets cheaper.
     """
     nbs = [i for i, (metric, _) in enumerate(pairs) if metric == "nbs"]

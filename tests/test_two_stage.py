@@ -84,3 +84,14 @@ def test_eigvalsh_takes_the_two_stage_path_above_its_threshold(monkeypatch):
     assert calls == [_two_stage.BAND]
     assert np.all(np.diff(lam) >= 0)  # ascending, like numpy's
     assert relative_error(large, lam) < 1e-13
+
+
+def test_without_thread_variables_the_cpu_count_decides(monkeypatch):
+    """No variable set: one usable CPU means one BLAS thread (affinity where the OS has it)."""
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delattr(_two_stage.os, "sched_getaffinity", raising=False)  # as on macOS
+    monkeypatch.setattr(_two_stage.os, "cpu_count", lambda: 1)
+    assert _two_stage.single_threaded_blas() is True
+    monkeypatch.setattr(_two_stage.os, "cpu_count", lambda: 8)
+    assert _two_stage.single_threaded_blas() is False

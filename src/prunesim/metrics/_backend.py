@@ -47,7 +47,8 @@ class NumpyBackend:
         return np.linalg.eigh(a)
 
     def eigvalsh(self, a):
-        """Ascending eigenvalues of a symmetric matrix (two-stage above 1024, ``_two_stage``)."""
+        """Ascending eigenvalues of a symmetric matrix (``_two_stage``: two stages above 1024
+        when BLAS runs on one thread, else LAPACK syevd through numpy)."""
         from ._two_stage import eigvalsh
 
         return eigvalsh(a)

@@ -49,7 +49,9 @@ def single_threaded_blas() -> bool:
     for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
         if os.environ.get(var, "").strip():
             return os.environ[var].strip() == "1"
-    return len(os.sched_getaffinity(0)) == 1
+    if hasattr(os, "sched_getaffinity"):  # Linux; not on macOS or Windows
+        return len(os.sched_getaffinity(0)) == 1
+    return os.cpu_count() == 1
 
 
 def band_form(a: np.ndarray, b: int) -> np.ndarray:
