@@ -22,6 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from prunesim.controls import NETWORK_KINDS, PRUNED_VS_DENSE
+from prunesim.tables import DENSE_RUN
+
 #: Columns that identify a row (those both tables have are used).
 KEYS = {
     "similarity.csv": [
@@ -41,16 +44,14 @@ VALUES = {
     "similarity.csv": ["value", "density", "density_all_params"],
     "accuracy.csv": ["test_accuracy", "density", "density_all_params"],
 }
-#: The key values a row of an older table can have (it predates the column, and the controls).
-IMPLICIT = {"comparison": {"pruned_vs_dense"}, "network": {"dense", "imp"}}
-
-
-#: The dense network's ``run`` today; older accuracy tables left it empty.
-DENSE_RUN = 0
+#: The key values a row of an older table can have (it predates the column, and the controls):
+#: IMP's pruned networks against the dense one; the dense and IMP networks' accuracies.
+IMPLICIT = {"comparison": {PRUNED_VS_DENSE}, "network": set(NETWORK_KINDS[:2])}
 
 
 def load(path: Path, experiment: str) -> pd.DataFrame:
-    """A table in today's key layout: an ``experiment`` column, the dense network's run."""
+    """A table in today's key layout: an ``experiment`` column, the dense network's run
+    (``DENSE_RUN``; older accuracy tables left it empty)."""
     table = pd.read_csv(path)
     if "experiment" not in table.columns:
         table.insert(0, "experiment", experiment)
